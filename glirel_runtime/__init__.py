@@ -1,0 +1,12 @@
+"""glirel_runtime: torch-free GLiREL inference on onnxruntime.
+
+    >>> from glirel_runtime import GLiREL  # doctest: +SKIP
+    >>> model = GLiREL.from_pretrained()  # doctest: +SKIP
+"""
+__version__ = "0.1.0"
+
+from .artifact import FORMAT_VERSION, ArtifactConfig
+from .model import GLiREL, PairScores
+from .validation import InputError
+
+__all__ = ["ArtifactConfig", "FORMAT_VERSION", "GLiREL", "InputError", "PairScores", "__version__"]
