@@ -18,10 +18,11 @@ class FeedForward(nn.Sequential):
 
     Stored at indices 0 and 3 like every two-layer MLP in glirel
     (`create_projection_layer`, `MLP([a, b, c])`, the prompt FFN, the coref head).
+    Dropout (index 2, no parameters) only acts in training mode.
     """
 
-    def __init__(self, in_dim: int, mid_dim: int, out_dim: int, activation: type[nn.Module] = nn.ReLU):
-        super().__init__(nn.Linear(in_dim, mid_dim), activation(), nn.Identity(), nn.Linear(mid_dim, out_dim))
+    def __init__(self, in_dim: int, mid_dim: int, out_dim: int, activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0):
+        super().__init__(nn.Linear(in_dim, mid_dim), activation(), nn.Dropout(dropout), nn.Linear(mid_dim, out_dim))
 
 
 def gather_rows(sequence: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
