@@ -40,6 +40,8 @@ class ModelOptions:
     refine_relation: bool = False
     coref_classifier: bool = False
     ffn_mul: int = 4
+    dropout: float = 0.0
+    """Dropout of the head's FFNs (training only; eval mode ignores it). Not read from configs."""
 
     @classmethod
     def from_glirel_config(cls, config: dict[str, Any]) -> "ModelOptions":
@@ -121,6 +123,11 @@ class GLiRELForExport(nn.Module):
         if options.coref_classifier:
             self.coref_classifier = FeedForward(d, d, 1)
         self.scorer = Scorer(options.scorer, d)
+        if options.dropout:
+            # the FFNs' dropout slots (glirel's config.dropout); the encoder keeps its own config
+            for name, module in self.named_modules():
+                if isinstance(module, nn.Dropout) and not name.startswith("token_rep_layer"):
+                    module.p = float(options.dropout)
 
     @property
     def output_names(self) -> list[str]:

@@ -277,3 +277,38 @@ class GLiREL:
         allowed = constraint_mask(spec, item, scores.heads, scores.tails)
         pairs, labels = select(scores.probabilities, threshold, top_k, allowed)
         return relation_dicts(item, spec, scores.heads[pairs], scores.tails[pairs], labels, scores.probabilities[pairs, labels])
+
+    # ----------------------------------------------------------------- documents (issue 5)
+
+    def predict_document(
+        self, text: str | Sequence[str], labels: Any, ner: Sequence[Sequence[Any]], threshold: float = 0.5,
+        top_k: int = -1, window_overlap: Optional[int] = None, coreference: Optional[bool] = None,
+        clusters: Optional[Sequence[Sequence[int]]] = None, aggregation: str = "max", batch_size: int = 8,
+        coreference_label: Optional[str] = None, show_progress: Optional[bool] = None,
+    ) -> dict[str, Any]:
+        """Relations in a document of any length: overlapping windows, merged by max score.
+
+        `ner` lists every mention as `[start, end_inclusive, type, text]` document word spans;
+        each lies wholly inside at least one window (one that cannot fit raises ValueError).
+        `window_overlap`: words shared by consecutive windows (default: half a window).
+        Coreference is on when `coreference_label` (default: the artifact's, else "SELF") is
+        among the labels or `clusters` (gold clusters: lists of `ner` indices) is given;
+        `coreference=True` adds the label, `False` turns clustering off. `aggregation`
+        ("max", "mean", "count") lifts mention relations to clusters (see `glirel_runtime.coref`).
+        `batch_size` windows run at once; `show_progress=None` shows a bar for long documents.
+
+        Returns ``{"relations": [...], "windows": [[start, end), ...], "unscored_pairs": int}``
+        plus ``"clusters"`` and ``"entity_relations"`` when coreference is on. `relations` are
+        glirel dicts in document word positions; `unscored_pairs` counts entity pairs that share
+        no window. See `glirel_runtime.documents` for the windowing and merge rules.
+
+        Example:
+            >>> out = model.predict_document(long_text, ["founded by", "SELF"], ner=mentions)  # doctest: +SKIP
+            >>> out["entity_relations"][0]  # doctest: +SKIP
+            {'head': 0, 'tail': 3, 'label': 'founded by', 'score': 0.91, 'support': 2, 'scored_pairs': 4, ...}
+        """
+        from .documents import predict_document
+
+        return predict_document(self, text, labels, ner, threshold=threshold, top_k=top_k, window_overlap=window_overlap,
+                                coreference=coreference, clusters=clusters, aggregation=aggregation,
+                                batch_size=batch_size, coreference_label=coreference_label, show_progress=show_progress)

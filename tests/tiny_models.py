@@ -114,7 +114,7 @@ def build_glirel_checkpoint(directory: str | Path, encoder_dir: str | Path, seed
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "bert_layer" not in name and parameter.dim() >= 1:
-                parameter.add_(torch.randn_like(parameter) * 0.05)
+                parameter.add_(torch.randn_like(parameter) * 0.1)
     model.eval()
     model.save_pretrained(directory)
     saved = json.loads((Path(directory) / "glirel_config.json").read_text())
