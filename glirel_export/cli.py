@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 
@@ -18,8 +19,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--device", default="cpu", help="device for tracing and the PyTorch side of verification")
     parser.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
     parser.add_argument("--threshold", type=float, default=0.5, help="threshold stored as the artifact's default and used in verification")
+    parser.add_argument("--triton", metavar="REPO_DIR", default=None,
+                        help="also write a Triton model repository serving the artifact (see glirel_export.triton)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    if args.triton and (Path(args.triton) / "glirel").exists() and not args.overwrite:
+        print(f"glirel-export: refused: {Path(args.triton) / 'glirel'} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 1
 
     from .checkpoint import CheckpointError
     from .export import ExportOptions, ExportVerificationError, export_checkpoint, format_report
@@ -34,6 +40,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(format_report(config))
     print(f"wrote {args.out_dir}")
+    if args.triton:
+        from .triton import write_triton_repository
+
+        try:
+            target = write_triton_repository(args.out_dir, args.triton, overwrite=args.overwrite)
+        except (FileNotFoundError, FileExistsError, ValueError) as error:
+            print(f"glirel-export --triton: refused: {error}", file=sys.stderr)
+            return 1
+        print(f"wrote Triton model {target}")
     return 0
 
 

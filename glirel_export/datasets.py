@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -61,7 +62,14 @@ def _load_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing")
-    with path.open(encoding="utf-8") as handle:
+    stat = path.stat()
+    return _cached_json(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=16)
+def _cached_json(path: str, _mtime_ns: int, _size: int) -> Any:
+    # shared, read-only data files are parsed once per process; converters never mutate what they read
+    with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
 
@@ -287,6 +295,12 @@ def wikizsl_holdout_relations(
     """
     if not 1 <= size <= 30:
         raise ValueError(f"holdout size must be between 1 and 30, got {size}")
+    data_path(data_dir, "redocred", "test_revised.json")
+    return list(_holdout(str(Path(data_dir).resolve()), size, seed))
+
+
+@lru_cache(maxsize=4)
+def _holdout(data_dir: str, size: int, seed: int) -> tuple[str, ...]:
     names = wikidata_names(data_dir)
     wiki = set(_load_json(data_path(data_dir, "glirel", "pid2name_wiki.json"))) - {"P0"}
     fewrel = set(fewrel_val_wiki_relations(data_dir))
@@ -297,7 +311,7 @@ def wikizsl_holdout_relations(
                         if test[r] >= HOLDOUT_MIN_TEST and dev[r] <= HOLDOUT_MAX_DEV_SHARE * total)
     if len(candidates) < size:
         raise ValueError(f"only {len(candidates)} Re-DocRED relations qualify for the hold-out, {size} asked")
-    return sorted(random.Random(seed).sample(candidates, size))
+    return tuple(sorted(random.Random(seed).sample(candidates, size)))
 
 
 def training_instances(

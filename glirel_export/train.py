@@ -293,8 +293,11 @@ def quick_eval(model: GLiRELForExport, builder: BatchBuilder, data_dir: str, per
 
 
 def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Instance]] = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
+          log: Callable[[str], None] = print, stop_after: Optional[int] = None) -> dict[str, Any]:
     """Run (or resume) training; returns a summary with the loss history.
+
+    `instances` replaces the data set (glirel JSONL dicts); `stop_after` ends this run
+    after that many optimizer steps (saving a resumable state), as an interruption would.
 
     Example:
         >>> train(TrainConfig(output="checkpoints/x", encoder=default_encoder(), steps=10))  # doctest: +SKIP
@@ -365,9 +368,10 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
                 "history": history, "evals": evals, "torch_rng": torch.get_rng_state()}
 
     started = time.time()
+    last = config.steps if stop_after is None else min(config.steps, step + stop_after)
     progress = tqdm(total=config.steps, initial=step, desc="glirel-train", unit="step", dynamic_ncols=True,
                     file=sys.stderr, mininterval=5)
-    while step < config.steps:
+    while step < last:
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for micro in range(config.grad_accum):
@@ -397,7 +401,7 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
             log(f"step {step}: loss {np.mean(history[-50:]):.4f} | FewRel val_wiki (16 labels, "
                 f"{config.eval_sentences}/rel) acc {result['fewrel_acc']:.3f} macro-F1 {result['fewrel_macro_f1']:.3f} "
                 f"| {time.time() - started:.0f}s")
-        if step % config.save_every == 0 or step == config.steps:
+        if step % config.save_every == 0 or step == last:
             cfg["trained_steps"] = step
             save_checkpoint(output, model, cfg, state_dict())
     progress.close()

@@ -123,9 +123,18 @@ def plan_windows(
     n = int(len(word_subwords))
     cumulative = np.concatenate([[0], np.cumsum(word_subwords, dtype=np.int64)])  # [N + 1]
 
+    by_start = np.argsort(starts, kind="stable")  # [E]
+    sorted_starts = starts[by_start]
+
+    def inside(ws: int, we: int) -> np.ndarray:
+        """Entities wholly inside ws:we, ascending (only those starting in the window are looked at)."""
+        lo, hi = np.searchsorted(sorted_starts, [ws, we], side="left")
+        candidates = by_start[lo:hi]
+        return np.sort(candidates[ends[candidates] < we])
+
     def cost(ws: int, we: int) -> tuple[int, int, int]:
         """(entities inside, model words, subwords) of window ws:we."""
-        k = int(np.count_nonzero((starts >= ws) & (ends < we)))
+        k = int(inside(ws, we).size)
         words = we - ws + k * limits.marker_words
         subwords = limits.prompt_subwords + int(cumulative[we] - cumulative[ws]) + k * limits.marker_subwords
         return k, words, subwords
@@ -151,16 +160,16 @@ def plan_windows(
             else:
                 hi = mid - 1
         we = lo
-        inside = np.flatnonzero((starts >= ws) & (ends < we))
-        windows.append(Window(ws, we, inside))
+        windows.append(Window(ws, we, inside(ws, we)))
         if we >= n:
             break
         step_to = max(ws + 1, we - (overlap if overlap is not None else (we - ws) // 2))
-        cut = (starts >= ws) & (starts < we) & (ends >= we)  # started here, not held by any window yet
-        if cut.any():
+        lo, hi = np.searchsorted(sorted_starts, [ws, we], side="left")
+        cut = by_start[lo:hi][ends[by_start[lo:hi]] >= we]  # started here, not held by any window yet
+        if cut.size:
             first = int(starts[cut].min())
             if first == ws:
-                entity = int(np.flatnonzero(cut & (starts == ws))[0])
+                entity = int(cut[starts[cut] == ws].min())
                 s, e = int(starts[entity]), int(ends[entity])
                 k, words, subwords = cost(s, e + 1)
                 raise ValueError(

