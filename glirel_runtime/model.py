@@ -106,7 +106,10 @@ class GLiREL:
         `label`, `score` (plus `head_char_pos`/`tail_char_pos` when `text` is a string).
         Fewer than two entities give an empty list. `flat_ner` is accepted for compatibility.
         """
-        return self.batch_predict_relations([text], labels, threshold=threshold, ner=[ner], top_k=top_k)[0]
+        try:
+            return self.batch_predict_relations([text], labels, threshold=threshold, ner=[ner], top_k=top_k)[0]
+        except InputError as error:  # one item: raise its own ValueError/TypeError
+            raise error.causes[0] from None
 
     def batch_predict_relations(
         self, texts: Sequence[str | Sequence[str]], labels: Any, flat_ner: bool = True, threshold: float = 0.5,
@@ -206,15 +209,15 @@ class GLiREL:
     def _score_chunk(
         self, rows: list[Any], spec: LabelSpec, batch_size: int, offset: int, progress: Any,
         run_despite_errors: bool = False,
-    ) -> tuple[list[Optional[TextItem]], list[Optional[PairScores]], dict[int, str]]:
+    ) -> tuple[list[Optional[TextItem]], list[Optional[PairScores]], dict[int, Exception]]:
         """Validate, encode and run one chunk; returns per-row items, scores and errors by index."""
-        errors: dict[int, str] = {}
+        errors: dict[int, Exception] = {}
         items: list[Optional[TextItem]] = []
         for position, row in enumerate(rows):
             try:
                 items.append(check_item(*self._unpack(row)))
             except (TypeError, ValueError) as error:
-                errors[offset + position] = str(error)
+                errors[offset + position] = error
                 items.append(None)
 
         runnable = [i for i, item in enumerate(items) if item is not None and len(item.spans) >= 2]
@@ -223,7 +226,7 @@ class GLiREL:
         for i, enc in zip(runnable, encoded):
             problem = self._size_problem(items[i], enc)
             if problem:
-                errors[offset + i] = problem
+                errors[offset + i] = ValueError(problem)
             else:
                 to_run.append((i, enc))
 

@@ -14,10 +14,15 @@ from .words import split_words
 
 
 class InputError(ValueError):
-    """One or more batch items are invalid; `errors` maps item index → message."""
+    """One or more batch items are invalid.
 
-    def __init__(self, errors: Mapping[int, str]):
-        self.errors = dict(errors)
+    `errors` maps item index → message; `causes` maps item index → the original
+    `ValueError`/`TypeError`.
+    """
+
+    def __init__(self, errors: Mapping[int, Exception | str]):
+        self.causes = {i: e if isinstance(e, Exception) else ValueError(e) for i, e in errors.items()}
+        self.errors = {i: str(e) for i, e in errors.items()}
         lines = [f"item {index}: {message}" for index, message in sorted(self.errors.items())]
         super().__init__(f"{len(lines)} invalid input item(s):\n  " + "\n  ".join(lines))
 
