@@ -17,6 +17,8 @@ from .validation import InputError, LabelSpec, TextItem, check_item, check_label
 
 DEFAULT_MAX_PAIRS = 250_000
 """Pairs per text above which input is refused (500 entities give 249,500 pairs)."""
+PAIR_BUDGET = 65_536
+"""Most padded pairs (batch × widest text) one session run may hold; larger batches are split."""
 ARTIFACT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE]
 Relation = dict[str, Any]
 
@@ -259,8 +261,7 @@ class GLiREL:
     def _run(self, jobs: list[tuple[int, EncodedText]], num_labels: int, batch_size: int, progress: Any) -> Iterator[tuple[int, PairScores]]:
         """Run jobs in batches of similar subword length; yields (row, scores)."""
         jobs = sorted(jobs, key=lambda job: job[1].input_ids.shape[0])
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start:start + batch_size]
+        for batch in self._batches(jobs, batch_size):
             inputs = self.features.pad([enc for _, enc in batch])
             outputs = dict(zip(self.output_names, self.session.run(None, inputs)))
             logits = outputs["logits"].astype(np.float32)  # [B, P, L]
@@ -276,6 +277,21 @@ class GLiREL:
                 progress.update(len(batch))
 
     @staticmethod
+    def _batches(jobs: list[tuple[int, EncodedText]], batch_size: int) -> Iterator[list[tuple[int, EncodedText]]]:
+        """Consecutive batches of at most `batch_size` texts and `PAIR_BUDGET` padded pairs."""
+        batch: list[tuple[int, EncodedText]] = []
+        widest = 0
+        for job in jobs:
+            pairs = job[1].pair_index.shape[0]
+            if batch and (len(batch) == batch_size or (len(batch) + 1) * max(widest, pairs) > PAIR_BUDGET):
+                yield batch
+                batch, widest = [], 0
+            batch.append(job)
+            widest = max(widest, pairs)
+        if batch:
+            yield batch
+
+    @staticmethod
     def _decode(item: TextItem, scores: PairScores, spec: LabelSpec, threshold: float, top_k: int) -> list[Relation]:
         allowed = constraint_mask(spec, item, scores.heads, scores.tails)
         pairs, labels = select(scores.probabilities, threshold, top_k, allowed)
@@ -286,7 +302,7 @@ class GLiREL:
     def predict_document(
         self, text: str | Sequence[str], labels: Any, ner: Sequence[Sequence[Any]], threshold: float = 0.5,
         top_k: int = -1, window_overlap: Optional[int] = None, coreference: Optional[bool] = None,
-        clusters: Optional[Sequence[Sequence[int]]] = None, aggregation: str = "max", batch_size: int = 8,
+        clusters: Optional[Sequence[Sequence[int]]] = None, aggregation: str = "max", batch_size: int = 2,
         coreference_label: Optional[str] = None, show_progress: Optional[bool] = None,
     ) -> dict[str, Any]:
         """Relations in a document of any length: overlapping windows, merged by max score.

@@ -292,3 +292,18 @@ def test_cli_extract(variants):
          "--top-k", "1", "--providers", "cpu"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "--[" in result.stdout and "12 relations" in result.stderr
+
+
+def test_batches_are_bounded_by_padded_pairs(model, monkeypatch):
+    import glirel_runtime.model as model_module
+
+    monkeypatch.setattr(model_module, "PAIR_BUDGET", 40)
+    sizes = []
+    original = model.features.pad
+    monkeypatch.setattr(model.features, "pad", lambda batch: sizes.append((len(batch), max(e.pair_index.shape[0] for e in batch))) or original(batch))
+    words = [f"w{i}" for i in range(20)]
+    texts = [words] * 6
+    ner = [[[i, i, "X", ""] for i in range(0, 2 * k, 2)] for k in (2, 2, 3, 3, 6, 7)]  # 2, 2, 6, 6, 30, 42 pairs
+    results = model.batch_predict_relations(texts, LABELS, ner=ner, threshold=0.0, batch_size=32)
+    assert [len(r) for r in results] == [p * len(LABELS) for p in (2, 2, 6, 6, 30, 42)]
+    assert all(count == 1 or count * widest <= 40 for count, widest in sizes) and len(sizes) >= 3
