@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from glirel_runtime.artifact import CONFIG_FILE, GRAPH_INPUTS, GRAPH_OUTPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig
+from glirel_runtime.artifact import GRAPH_INPUTS, GRAPH_OUTPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig
 
 CONFIG_PBTXT = "config.pbtxt"
 TRITON_DTYPES = {"int64": "TYPE_INT64", "int32": "TYPE_INT32", "float32": "TYPE_FP32", "float16": "TYPE_FP16"}

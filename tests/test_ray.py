@@ -114,10 +114,10 @@ def test_arguments_are_checked_before_anything_runs(artifact):
         extract_dataset(ds, model=artifact.parent / "missing", labels=LABELS)
 
 
-def test_gpu_actors_land_on_the_gpu_node(artifact, runtime, local_ray):
+def test_gpu_actors_land_on_the_gpu_node(artifact, runtime):
     """Two nodes, one with a logical GPU: GPU actors are placed there, see CUDA_VISIBLE_DEVICES,
     ask for TensorRT/CUDA, fall back to CPU with a warning (no GPU here) and still give the same results."""
-    ray.shutdown()  # leave the local cluster for the two-node one (local_ray's teardown is then a no-op)
+    ray.shutdown()  # leave any local cluster for the two-node one (local_ray's teardown is then a no-op)
     cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, object_store_memory=RAY_ARGS["object_store_memory"]))
     try:
         gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=RAY_ARGS["object_store_memory"])

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -127,3 +130,20 @@ def test_wrong_method_and_route(url):
     # the service still answers after all the refusals
     text, ner = SENTENCES[3]
     assert post(url, {"text": text, "entities": ner, "labels": LABELS}).status_code == 200
+
+
+def test_serve_and_ray_modules_never_import_torch():
+    script = textwrap.dedent("""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "transformers"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import glirel_runtime.ray, glirel_runtime.serve
+        assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")]
+        print("torch-free ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "torch-free ok" in result.stdout

@@ -1,7 +1,11 @@
 """The spaCy component on a blank pipeline + entity ruler (no downloaded spaCy model)."""
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import spacy
@@ -122,6 +126,15 @@ def test_doc_extension_overrides_config(artifact, runtime):
     assert plain(doc._.relations) == expected(runtime, doc, ["founded by", "headquartered in"], 0.0, 1)
 
 
+def test_pipeline_round_trips_through_disk(artifact, tmp_path):
+    nlp = make_nlp(artifact, labels=CONSTRAINED, threshold=0.0, top_k=-1)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("glirel_onnx").labels_config == CONSTRAINED
+    for text in TEXTS[:2]:
+        assert plain(loaded(text)._.relations) == plain(nlp(text)._.relations) != []
+
+
 def test_missing_labels_and_bad_config_are_clear_errors(artifact):
     nlp = make_nlp(artifact)
     with pytest.raises(ValueError, match="no relation labels"):
@@ -144,6 +157,50 @@ def test_error_handler_protocol(artifact):
 
 
 def test_factory_entry_point_is_declared():
-    """pyproject declares the factory for spaCy's entry-point lookup (needs a fresh `pip install -e .`)."""
-    points = importlib.metadata.entry_points(group="spacy_factories")
-    assert {p.name: p.value for p in points}.get("glirel_onnx") == "glirel_runtime.spacy_component:make_glirel_component"
+    """pyproject.toml declares the factory under spaCy's entry-point group."""
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    section = text.split("[project.entry-points.spacy_factories]", 1)
+    assert len(section) == 2, "pyproject.toml has no [project.entry-points.spacy_factories] table"
+    entries = dict(line.split("=", 1) for line in section[1].split("\n[", 1)[0].splitlines() if "=" in line)
+    declared = {k.strip(): v.strip().strip('"') for k, v in entries.items()}["glirel_onnx"]
+    module, _, attribute = declared.partition(":")
+    assert getattr(importlib.import_module(module), attribute) is glirel_runtime.spacy_component.make_glirel_component
+
+
+def test_spacy_finds_the_factory_without_an_import(artifact):
+    """Installed (`pip install -e .` after the entry point was declared), spaCy loads the factory itself."""
+    script = textwrap.dedent(f"""
+        import sys, spacy
+        nlp = spacy.blank("en")
+        nlp.add_pipe("entity_ruler").add_patterns([{{"label": "PER", "pattern": "Ada"}}, {{"label": "PER", "pattern": "Byron"}}])
+        nlp.add_pipe("glirel_onnx", config={{"model": {str(artifact)!r}, "labels": ["spouse"], "threshold": 0.0}})
+        assert len(nlp("Ada met Byron .")._.relations) == 2
+        print("entry point ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "entry point ok" in result.stdout
+
+
+def test_component_runs_without_torch(artifact):
+    """Our code never needs torch (spaCy's thinc imports it only when it is installed)."""
+    script = textwrap.dedent(f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "transformers"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import spacy
+        import glirel_runtime.spacy_component
+        nlp = spacy.blank("en")
+        nlp.add_pipe("entity_ruler").add_patterns([{{"label": "PER", "pattern": "Ada"}}, {{"label": "PER", "pattern": "Byron"}}])
+        nlp.add_pipe("glirel_onnx", config={{"model": {str(artifact)!r}, "labels": ["spouse", "father"], "threshold": 0.0}})
+        doc = nlp("Ada met Byron .")
+        assert len(doc._.relations) == 2, doc._.relations
+        assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")]
+        print("torch-free ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "torch-free ok" in result.stdout

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
+import tritonclient.grpc as grpcclient
 from tritonclient.grpc import model_config_pb2 as mc
 
 from glirel_export import cli
@@ -153,6 +154,10 @@ def test_documented_client_processing_gives_the_runtime_results(artifact, tmp_pa
         assert sum(map(len, want)) > 0
         # one request holding both texts (padded together), and one request per text
         inputs, state = triton_inputs(features, labels, texts, ner)
+        for name, array in inputs.items():  # the documented request tensors are accepted by tritonclient
+            tensor = grpcclient.InferInput(name, list(array.shape), "INT64")
+            tensor.set_data_from_numpy(array)
+            assert tensor.name() == name and tensor.datatype() == "INT64" and tensor.shape() == list(array.shape)
         got = decode_logits(run_like_triton(session, config, inputs), state, threshold, top_k)
         for g, w in zip(got, want):
             assert [{k: v for k, v in r.items() if k != "score"} for r in g] == [{k: v for k, v in r.items() if k != "score"} for r in w]
@@ -174,3 +179,27 @@ def test_glirel_export_cli_writes_the_repository(variants, tmp_path):
     # an existing model is refused before anything is exported
     assert cli.main([str(checkpoint), str(tmp_path / "artifact2"), "--triton", str(repo)]) == 1
     assert not (tmp_path / "artifact2").exists()
+
+
+def test_padding_to_shared_buckets_changes_nothing(artifact, tmp_path):
+    """The documented way to let Triton batch separate requests: pad every axis to a bucket size."""
+    model_dir = write_triton_repository(artifact, tmp_path / "repo")
+    config = parse(model_dir / "config.pbtxt")
+    version = model_dir / "1"
+    features = FeatureBuilder(version / "tokenizer.json", ArtifactConfig.load(version))
+    session = ort.InferenceSession(str(version / "model.onnx"), providers=["CPUExecutionProvider"])
+    text = "Apple was founded by Steve Jobs in Cupertino , California , in 1976 ."
+    ner = [[0, 0, "ORG", "Apple"], [4, 5, "PER", "Steve Jobs"], [7, 7, "LOC", "Cupertino"], [9, 9, "LOC", "California"]]
+    labels = ["founded by", "headquartered in", "spouse"]
+    inputs, state = triton_inputs(features, labels, [text], [ner])
+    plain = decode_logits(run_like_triton(session, config, inputs), state, 0.0)
+    fills = {"input_ids": 0, "attention_mask": 0, "word_index": -1, "label_index": -1, "span_index": 0, "pair_index": 0}
+    padded = dict(inputs)
+    for name, fill in fills.items():
+        array = inputs[name]
+        extra = np.full((array.shape[0], 5) + array.shape[2:], fill, dtype=np.int64)
+        padded[name] = np.concatenate([array, extra], axis=1)
+    bucketed = decode_logits(run_like_triton(session, config, padded), state, 0.0)
+    assert len(plain[0]) == 36  # 12 ordered pairs x 3 labels, all above threshold 0
+    assert [r["label"] for r in bucketed[0]] == [r["label"] for r in plain[0]]
+    assert [r["score"] for r in bucketed[0]] == pytest.approx([r["score"] for r in plain[0]], rel=1e-5, abs=1e-6)
