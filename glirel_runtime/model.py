@@ -43,6 +43,11 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / "glirel-minilm-redocred"
 
 
+def _refuse_ground_truth(ground_truth_relations: Any) -> None:
+    if ground_truth_relations is not None and any(r is not None for r in ground_truth_relations):
+        raise ValueError("ground_truth_relations (loss computation) is not available in the torch-free runtime; use glirel")
+
+
 class GLiREL:
     """Zero-shot relation extraction on onnxruntime, with `glirel`'s inference API.
 
@@ -100,14 +105,16 @@ class GLiREL:
 
     def predict_relations(
         self, text: str | Sequence[str], labels: Any, flat_ner: bool = True, threshold: float = 0.5,
-        ner: Optional[Sequence[Sequence[Any]]] = None, top_k: int = -1,
+        ner: Optional[Sequence[Sequence[Any]]] = None, ground_truth_relations: None = None, top_k: int = -1,
     ) -> list[Relation]:
         """Relations in one text. `ner`: `[start, end_inclusive, type, text]` word spans.
 
         Returns glirel's dicts: `head_pos`/`tail_pos` (end-exclusive), `head_text`, `tail_text`,
         `label`, `score` (plus `head_char_pos`/`tail_char_pos` when `text` is a string).
-        Fewer than two entities give an empty list. `flat_ner` is accepted for compatibility.
+        Fewer than two entities give an empty list. `flat_ner` is accepted for compatibility;
+        `ground_truth_relations` (glirel's loss computation) needs PyTorch and is refused.
         """
+        _refuse_ground_truth(ground_truth_relations)
         try:
             return self.batch_predict_relations([text], labels, threshold=threshold, ner=[ner], top_k=top_k)[0]
         except InputError as error:  # one item: raise its own ValueError/TypeError
@@ -115,7 +122,7 @@ class GLiREL:
 
     def batch_predict_relations(
         self, texts: Sequence[str | Sequence[str]], labels: Any, flat_ner: bool = True, threshold: float = 0.5,
-        ner: Optional[Sequence[Any]] = None, top_k: int = -1, batch_size: int = 32,
+        ner: Optional[Sequence[Any]] = None, ground_truth_relations: None = None, top_k: int = -1, batch_size: int = 32,
         on_error: str = "raise", show_progress: bool = False,
     ) -> list[Union[list[Relation], InputError]]:
         """Relations for many texts sharing one label set; results in input order.
@@ -124,6 +131,7 @@ class GLiREL:
         `InputError` naming every bad item; `on_error="return"` puts that item's
         `InputError` in its place and still returns the others' results.
         """
+        _refuse_ground_truth(ground_truth_relations)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             raise TypeError(f"texts must be a list of texts, got {type(texts).__name__}")
         if ner is None or isinstance(ner, (str, bytes)) or not isinstance(ner, Sequence):

@@ -307,3 +307,11 @@ def test_batches_are_bounded_by_padded_pairs(model, monkeypatch):
     results = model.batch_predict_relations(texts, LABELS, ner=ner, threshold=0.0, batch_size=32)
     assert [len(r) for r in results] == [p * len(LABELS) for p in (2, 2, 6, 6, 30, 42)]
     assert all(count == 1 or count * widest <= 40 for count, widest in sizes) and len(sizes) >= 3
+
+
+def test_positional_arguments_follow_glirel(model):
+    """glirel's order: text, labels, flat_ner, threshold, ner, ground_truth_relations, top_k."""
+    positional = model.predict_relations(TOKENS, LABELS, True, 0.0, NER, None, 1)
+    assert positional == model.predict_relations(TOKENS, LABELS, ner=NER, threshold=0.0, top_k=1)
+    with pytest.raises(ValueError, match="ground_truth_relations"):
+        model.predict_relations(TOKENS, LABELS, ner=NER, ground_truth_relations=[{"head": {}}])
