@@ -100,7 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--words", type=int, default=10_000)
     parser.add_argument("--entities", type=int, default=500)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--scaling", type=int, nargs="*", default=None,
                         help="document lengths (words) to measure in fresh processes, one entity per 20 words")

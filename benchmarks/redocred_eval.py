@@ -120,6 +120,18 @@ def train_facts(documents: Sequence[dict[str, Any]]) -> set[tuple[str, str, str]
     return facts
 
 
+def trained_relations(config: Any) -> Optional[set[str]]:
+    """Relation ids the model was trained on, when its checkpoint recorded them (glirel-train's `split`)."""
+    glirel_config = (config.source or {}).get("glirel_config", {})
+    train = (glirel_config.get("split") or {}).get("train")
+    return set(train) if train else None
+
+
+def subset(documents: Sequence[dict[str, Any]], relations: set[str]) -> list[dict[str, Any]]:
+    """The documents with only the gold triples of `relations` (for seen/unseen breakdowns)."""
+    return [{**doc, "labels": [label for label in doc.get("labels", []) if label["r"] in relations]} for doc in documents]
+
+
 def official_scores(
     documents: Sequence[dict[str, Any]], predictions: Sequence[tuple[int, int, int, str]], facts: set[tuple[str, str, str]],
 ) -> dict[str, float]:
@@ -153,13 +165,13 @@ def official_scores(
 def predict(
     model: Any, documents: Sequence[dict[str, Any]], relation_ids: list[str], id2name: dict[str, str],
     threshold: float, labels_per_prompt: int, aggregation: str, window_overlap: Optional[int], batch_size: int,
-) -> tuple[list[tuple[int, int, int, str]], dict[str, int]]:
-    """Entity-level triples (doc, h, t, relation id) for every document, and run statistics."""
+) -> tuple[list[tuple[int, int, int, str, float]], dict[str, int]]:
+    """Entity-level predictions (doc, h, t, relation id, score) for every document, and run statistics."""
     from tqdm.auto import tqdm
 
     name2id = {name: r for r, name in id2name.items()}
     prompts = [[id2name[r] for r in relation_ids[i:i + labels_per_prompt]] for i in range(0, len(relation_ids), labels_per_prompt)]
-    triples: list[tuple[int, int, int, str]] = []
+    triples: list[tuple[int, int, int, str, float]] = []
     stats = {"windows": 0, "mentions": 0, "unscored_mention_pairs": 0, "documents_over_one_window": 0}
     for d, doc in enumerate(tqdm(documents, desc="Re-DocRED", unit="doc")):
         words, ner, clusters, vertex_of_cluster = document_inputs(doc)
@@ -171,7 +183,8 @@ def predict(
             for relation in result["entity_relations"]:
                 h, t = relation["head"], relation["tail"]
                 if h < len(vertex_of_cluster) and t < len(vertex_of_cluster):  # never false: gold clusters cover all
-                    triples.append((d, vertex_of_cluster[h], vertex_of_cluster[t], name2id[relation["label"]]))
+                    triples.append((d, vertex_of_cluster[h], vertex_of_cluster[t], name2id[relation["label"]],
+                                    relation["score"]))
         stats["windows"] += len(result["windows"])
         stats["unscored_mention_pairs"] += result["unscored_pairs"]
         stats["documents_over_one_window"] += len(result["windows"]) > 1
@@ -187,10 +200,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="facts excluded by Ign F1 (the default model trains on dev; Re-DocRED train is not available)")
     parser.add_argument("--max-docs", type=int, default=None, help="only the first N documents (quick run)")
     parser.add_argument("--threshold", type=float, default=None, help="default: the artifact's default_threshold")
+    parser.add_argument("--sweep", type=float, nargs="*", default=None,
+                        help="also print F1 at these thresholds (one run at the lowest; diagnostic only: "
+                             "picking the best on test is not a result; max aggregation only)")
     parser.add_argument("--labels-per-prompt", type=int, default=24)
     parser.add_argument("--aggregation", default="max", choices=["max", "mean", "count"])
     parser.add_argument("--window-overlap", type=int, default=None, help="words shared by consecutive windows")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", default=None, help="write the figures (and settings) as JSON here")
     args = parser.parse_args(argv)
@@ -203,18 +219,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     documents = json.loads(data_file(data_dir, "redocred", f"{args.split}_revised.json").read_text())
     if args.max_docs is not None:
         documents = documents[:args.max_docs]
-    facts = set()
-    if args.train_facts == "dev":
-        facts = train_facts(json.loads(data_file(data_dir, "redocred", "dev_revised.json").read_text()))
     relation_ids, id2name = relation_labels(data_dir)
     model = GLiREL.from_pretrained(args.model, providers="cpu", threads=args.threads)
+    seen = trained_relations(model.config)
+    facts = set()
+    if args.train_facts == "dev":
+        dev = json.loads(data_file(data_dir, "redocred", "dev_revised.json").read_text())
+        if seen is not None:  # the model saw only these relations' dev triples
+            dev = subset(dev, seen)
+        facts = train_facts(dev)
     threshold = model.config.default_threshold if args.threshold is None else args.threshold
+    sweep = sorted(set(args.sweep or []))
+    if sweep and args.aggregation != "max":
+        raise SystemExit("--sweep needs --aggregation max (entity scores are then thresholds' maxima)")
+    run_threshold = min([threshold] + sweep)
 
     started = time.perf_counter()
-    predictions, stats = predict(model, documents, relation_ids, id2name, threshold, args.labels_per_prompt,
+    predictions, stats = predict(model, documents, relation_ids, id2name, run_threshold, args.labels_per_prompt,
                                  args.aggregation, args.window_overlap, args.batch_size)
     seconds = time.perf_counter() - started
-    scores = official_scores(documents, predictions, facts)
+
+    def at(cut: float) -> list[tuple[int, int, int, str]]:
+        # with max aggregation an entity relation's score is its best mention score, so a higher
+        # threshold keeps exactly the predictions scoring above it
+        return [(d, h, t, r) for d, h, t, r, score in predictions if score > cut]
+
+    scores = official_scores(documents, at(threshold), facts)
 
     source = model.config.source or {}
     print(f"\nRe-DocRED {args.split}: {len(documents)} documents, {stats['mentions']} mentions, gold clusters, "
@@ -224,7 +254,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"threshold {threshold}, aggregation {args.aggregation}, {stats['windows']} windows "
           f"({stats['documents_over_one_window']} documents over one window, last prompt's count), "
           f"{stats['unscored_mention_pairs']} mention pairs sharing no window; {seconds:.1f} s")
-    print(f"Ign F1 facts: {'Re-DocRED dev (the default model trains on dev; train is unavailable)' if facts else 'none'}")
+    fact_source = "none"
+    if facts:
+        fact_source = "Re-DocRED dev (the default model trains on dev; train is unavailable)"
+        if seen is not None:
+            fact_source += f", triples of the {len(seen)} relations the model was trained on"
+    print(f"Ign F1 facts: {fact_source}")
     print()
     print(f"{'system':44s} {'Ign F1':>7s} {'F1':>7s} {'P':>7s} {'R':>7s}")
     for name, row in PAPER_TABLE_6.items():
@@ -232,15 +267,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{name:44s} {ign:>7s} {row['f1']:7.2f} {'—':>7s} {'—':>7s}")
     print(f"{'glirel-onnx (this run)':44s} {scores['ign_f1']:7.2f} {scores['f1']:7.2f} "
           f"{scores['precision']:7.2f} {scores['recall']:7.2f}")
+    breakdown = {}
+    if seen is not None:
+        kept = at(threshold)
+        for name, relations in (("seen", set(relation_ids) & seen), ("unseen", set(relation_ids) - seen)):
+            part = official_scores(subset(documents, relations), [p for p in kept if p[3] in relations], facts)
+            breakdown[name] = part
+            label = f"  {name} in training ({len(relations)} relations)"
+            print(f"{label:44s} {part['ign_f1']:7.2f} {part['f1']:7.2f} {part['precision']:7.2f} {part['recall']:7.2f}")
     print(f"\n{scores['correct']} correct of {scores['predicted']} predicted, {scores['gold']} gold triples "
           f"({scores['correct_in_train']} correct ones also in the Ign facts)")
+    swept = {}
+    if sweep:
+        print("\nthreshold sweep (diagnostic; the figure above uses the fixed threshold):")
+        for cut in sweep:
+            swept[cut] = official_scores(documents, at(cut), facts)
+            print(f"  {cut:5.2f}: Ign F1 {swept[cut]['ign_f1']:6.2f}  F1 {swept[cut]['f1']:6.2f}  "
+                  f"P {swept[cut]['precision']:6.2f}  R {swept[cut]['recall']:6.2f}")
     if args.output:
         Path(args.output).write_text(json.dumps({
             "scores": scores, "stats": stats, "seconds": seconds, "model": str(Path(args.model).resolve()),
             "split": args.split, "documents": len(documents), "threshold": threshold,
             "labels_per_prompt": args.labels_per_prompt, "aggregation": args.aggregation,
             "train_facts": args.train_facts, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.platform(), "paper": PAPER_TABLE_6,
+            "machine": platform.platform(), "paper": PAPER_TABLE_6, "sweep": {str(k): v for k, v in swept.items()},
+            "breakdown": breakdown,
         }, indent=2) + "\n")
     return 0
 

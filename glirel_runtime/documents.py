@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-from .coref import DEFAULT_COREFERENCE_LABEL, aggregate_relations, check_clusters, cluster_index, connected_components
+from .coref import AGGREGATIONS, DEFAULT_COREFERENCE_LABEL, aggregate_relations, check_clusters, cluster_index, connected_components
 from .decoding import constraint_mask, relation_dicts, select
 from .validation import LabelSpec, TextItem, check_item, check_labels, check_threshold, check_top_k
 
@@ -148,7 +148,6 @@ def plan_windows(
     ws = 0
     while n:
         if not fits(ws, ws + 1):
-            _, words, subwords = cost(ws, ws + 1)
             raise ValueError(
                 f"word {ws} takes {int(word_subwords[ws])} subwords; with the label prompt ({limits.prompt_subwords} "
                 f"subwords) that exceeds the encoder's {limits.max_subwords}: use fewer or shorter labels")
@@ -279,12 +278,10 @@ def _positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
 def predict_document(
     model: "GLiREL", text: str | Sequence[str], labels: Any, ner: Sequence[Sequence[Any]], threshold: float = 0.5,
     top_k: int = -1, window_overlap: Optional[int] = None, coreference: Optional[bool] = None,
-    clusters: Optional[Sequence[Sequence[int]]] = None, aggregation: str = "max", batch_size: int = 8,
+    clusters: Optional[Sequence[Sequence[int]]] = None, aggregation: str = "max", batch_size: int = 2,
     coreference_label: Optional[str] = None, show_progress: Optional[bool] = None,
 ) -> dict[str, Any]:
     """Relations in a document of any length; see `GLiREL.predict_document` for the parameters."""
-    from .coref import AGGREGATIONS
-
     threshold, top_k = check_threshold(threshold), check_top_k(top_k)
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
