@@ -81,6 +81,7 @@ class TrainConfig:
     random_drop: bool = True
     dropout: float = 0.1
     hidden_size: Optional[int] = None
+    label_embed_strategy: str = "ent_token"
     max_len: int = 384
     window: int = 1
     clip: float = 1.0
@@ -99,7 +100,7 @@ def glirel_config(config: TrainConfig, hidden_size: int) -> dict[str, Any]:
         hidden_size=hidden_size, span_mode="marker", rel_mode="marker", span_marker_mode="markerv1",
         dropout=config.dropout, max_width=12, max_len=config.max_len, max_types=config.max_labels,
         shuffle_types=True, random_drop=config.random_drop, max_neg_type_ratio=1,
-        max_entity_pair_distance=None, num_train_rel_types=config.max_labels, label_embed_strategy="ent_token",
+        max_entity_pair_distance=None, num_train_rel_types=config.max_labels, label_embed_strategy=config.label_embed_strategy,
         scorer="dot", fixed_relation_types=True, refine_prompt=False, refine_relation=False, ffn_mul=4,
         coref_classifier=False, add_entity_markers=False, loss_func="binary_cross_entropy_loss",
         positive_weight=config.positive_weight, negative_weight=config.negative_weight,
@@ -203,7 +204,8 @@ def build_model(config: TrainConfig) -> tuple[GLiRELForExport, Any, int]:
     encoder = AutoModel.from_pretrained(config.encoder, attn_implementation="eager")
     encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     hidden = config.hidden_size or encoder_config.hidden_size
-    model = GLiRELForExport(encoder, encoder_config.hidden_size, ModelOptions(hidden_size=hidden, dropout=config.dropout))
+    model = GLiRELForExport(encoder, encoder_config.hidden_size, ModelOptions(
+        hidden_size=hidden, dropout=config.dropout, label_embed_strategy=config.label_embed_strategy))
     return model, tokenizer, hidden
 
 
@@ -425,6 +427,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, bool]
                  "dropout", "clip"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     parser.add_argument("--hidden-size", type=int, default=None, help="head width (default: the encoder's)")
+    parser.add_argument("--label-embed-strategy", default=defaults.label_embed_strategy, choices=["ent_token", "label", "both"],
+                        help="label vector: the [REL] marker's output, the label's first subtoken, or their mean")
     parser.add_argument("--no-random-drop", action="store_true", help="keep every sampled label")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT holds a trainer state")
@@ -434,7 +438,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, bool]
         train_jsonl=args.train_jsonl, steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
         lr_encoder=args.lr_encoder, lr_other=args.lr_other, weight_decay=args.weight_decay, warmup=args.warmup,
         max_labels=args.max_labels, positive_weight=args.positive_weight, negative_weight=args.negative_weight,
-        random_drop=not args.no_random_drop, dropout=args.dropout, hidden_size=args.hidden_size, max_len=args.max_len,
+        random_drop=not args.no_random_drop, dropout=args.dropout, hidden_size=args.hidden_size,
+        label_embed_strategy=args.label_embed_strategy, max_len=args.max_len,
         window=args.window, clip=args.clip, seed=args.seed, eval_every=args.eval_every, save_every=args.save_every,
         eval_sentences=args.eval_sentences, threads=args.threads,
     )
