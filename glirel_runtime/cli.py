@@ -13,7 +13,13 @@ from typing import Any, Iterator, Optional, Sequence
 
 EXAMPLE_TEXT = "Ada Lovelace was born in London and worked with Charles Babbage on the Analytical Engine ."
 EXAMPLE_ENTITIES = ["Ada Lovelace:PERSON", "London:LOC", "Charles Babbage:PERSON", "Analytical Engine:WORK"]
-EXAMPLE_LABELS = ["place of birth", "collaborator", "designer", "spouse", "country of citizenship"]
+EXAMPLE_LABELS = {"glirel_labels": {  # labels with the entity types they allow (masked before top-k)
+    "place of birth": {"allowed_head": ["PERSON"], "allowed_tail": ["LOC"]},
+    "work location": {"allowed_head": ["PERSON"], "allowed_tail": ["LOC"]},
+    "spouse": {"allowed_head": ["PERSON"], "allowed_tail": ["PERSON"]},
+    "designed by": {"allowed_head": ["WORK"], "allowed_tail": ["PERSON"]},
+    "notable work": {"allowed_head": ["PERSON"], "allowed_tail": ["WORK"]},
+}}
 
 
 def locate_entities(words: list[str], entities: Sequence[str]) -> list[list[Any]]:

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh runtime
 . .venv/bin/activate
-glirel-runtime extract --threshold 0.3 "$@"
+glirel-runtime extract --threshold 0.3 --top-k 1 "$@"
