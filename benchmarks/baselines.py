@@ -82,7 +82,7 @@ class TMCBert:
             raise ValueError("pairs must be 'gold' or 'all'")
         self.pairs, self.max_length, self.chunk = pairs, max_length, sequences_per_forward
         config = BertConfig(vocab_size=28996) if not tiny else BertConfig(
-            vocab_size=28996, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+            vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
         torch.manual_seed(0)
         self.encoder = BertModel(config, add_pooling_layer=False).eval()
         h = config.hidden_size
@@ -137,7 +137,7 @@ def _bart_config(tiny: bool):
     from transformers import BartConfig
 
     if tiny:
-        return BartConfig(vocab_size=50265, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
+        return BartConfig(vocab_size=1000, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
                           decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=1024)
     return BartConfig(  # facebook/bart-base
         vocab_size=50265, d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
@@ -224,7 +224,7 @@ class RelationPromptFull:
         torch.manual_seed(0)
         self.extractor = extractor
         self.samples_per_label, self.epochs, self.train_batch_size = samples_per_label, epochs, train_batch_size
-        config = GPT2Config() if not tiny else GPT2Config(n_embd=32, n_layer=1, n_head=4)  # GPT2Config() is gpt2 (124M)
+        config = GPT2Config() if not tiny else GPT2Config(vocab_size=1000, n_embd=32, n_layer=1, n_head=4, bos_token_id=999, eos_token_id=999)  # GPT2Config() is gpt2 (124M)
         self.generator = GPT2LMHeadModel(config).eval()
         self.gpt2_vocab = config.vocab_size
         self.shape = "GPT-2 (124M) + BART-base (140M)" if not tiny else "tiny GPT-2 + tiny BART"
@@ -246,7 +246,7 @@ class RelationPromptFull:
         lengths = []
         with torch.inference_mode():
             for li, label in enumerate(workload.labels[:labels_measured]):
-                prompt = [50256] + [i % self.gpt2_vocab for i in tok.encode(f"Relation : {label} .").ids[1:-1]]
+                prompt = [self.gpt2_vocab - 1] + [i % self.gpt2_vocab for i in tok.encode(f"Relation : {label} .").ids[1:-1]]
                 samples = [self._synthetic_text(workload, label, li * self.samples_per_label + k)[0]
                            for k in range(self.samples_per_label)]
                 new_tokens = max(len(tok.encode(x).ids) - 2 for x in samples) - (len(prompt) - 1) + 1
@@ -255,7 +255,7 @@ class RelationPromptFull:
                 started = time.perf_counter()
                 self.generator.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0,
                                         top_p=1.0, min_new_tokens=new_tokens, max_new_tokens=new_tokens,
-                                        pad_token_id=50256)
+                                        pad_token_id=self.gpt2_vocab - 1)
                 measured.append(time.perf_counter() - started)
         per_label = float(np.median(measured))
         return {"per_label_s": per_label, "labels_measured": labels_measured, "new_tokens": lengths,

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
+if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # run as a script: benchmarks/ must not shadow stdlib modules
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -50,6 +52,9 @@ VARIANTS = {
     # graph: "Unable to find data type for weight_name=..."); int8 is quantised from the
     # unfused graph and onnxruntime's session-level optimiser (ORT_ENABLE_ALL) fuses at load.
     "int8": dict(optimize=False, quantize="int8"),
+    "fp16": dict(optimize=True, quantize=None, fp16=True, device="cuda"),  # GPU only
+    "int8-opt": None,  # experiment: see quantize_optimised
+    "int8-opt-enc": None,  # experiment: the same, encoder MatMuls only (heads fp32)
 }
 
 
@@ -95,9 +100,19 @@ def build_encoder(kind: str, cache: Path) -> Path:
     return target
 
 
+def trained_default_ready() -> bool:
+    """The trained default checkpoint exists and has not been written to in the last minute."""
+    ckpt = TRAINED_DEFAULT_CHECKPOINT
+    if not (ckpt / "glirel_config.json").is_file() or _weights_mtime(ckpt) == 0.0:
+        return False
+    if not any((ckpt / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
+        return False
+    return time.time() - _weights_mtime(ckpt) > 60
+
+
 def build_checkpoint(kind: str, cache: Path, use_trained: bool = True) -> tuple[Path, str]:
     """A glirel checkpoint directory for `kind`, and a note saying what it is."""
-    if kind == "minilm" and use_trained and (TRAINED_DEFAULT_CHECKPOINT / "glirel_config.json").is_file():
+    if kind == "minilm" and use_trained and trained_default_ready():
         return TRAINED_DEFAULT_CHECKPOINT, "trained default model (checkpoints/glirel-minilm-redocred)"
     target = cache / "checkpoints" / kind
     note = {
@@ -128,14 +143,60 @@ def build_checkpoint(kind: str, cache: Path, use_trained: bool = True) -> tuple[
     return target, note
 
 
+def _weights_mtime(checkpoint: Path) -> float:
+    times = [(checkpoint / n).stat().st_mtime for n in ("model.safetensors", "pytorch_model.bin", "glirel_config.json")
+             if (checkpoint / n).is_file()]
+    return max(times, default=0.0)
+
+
+def quantize_optimised(source: Path, target: Path, encoder_only: bool = False) -> None:
+    """EXPERIMENT (not glirel-export): int8 from the *optimised* fp32 artifact.
+
+    glirel-export's ``--optimize --quantize int8`` fails because quantize_dynamic cannot
+    infer types through the com.microsoft fused ops; telling it the default tensor type
+    (float) fixes that, and adding ``Attention`` quantises the fused attention (QAttention).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from glirel_runtime.artifact import ArtifactConfig
+
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy(source / "tokenizer.json", tmp / "tokenizer.json")
+    exclude = []
+    if encoder_only:  # heads (pooling, BiLSTM, label FFN, pair reps, scorer) stay fp32
+        from benchmarks.ort_profile import classify_nodes
+
+        classes = classify_nodes(onnx.load(str(source / "model.onnx"), load_external_data=False).graph)
+        exclude = [name for name, cls in classes.items() if cls != "encoder"]
+    quantize_dynamic(str(source / "model.onnx"), str(tmp / "model.onnx"), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gemm", "Attention"], nodes_to_exclude=exclude,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    config = ArtifactConfig.load(source)
+    config.precision = "int8"
+    config.verification = {"fusions": config.verification.get("fusions", {}),
+                           "note": "benchmarks.models.quantize_optimised: not verified by glirel-export"}
+    config.save(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.replace(target)
+
+
 def build_artifact(kind: str, variant: str, cache: Path, use_trained: bool = True, log=print) -> tuple[Path, dict[str, Any]]:
-    """Export (once) and return the artifact directory and its export notes."""
+    """Export (once; again when the checkpoint changed) and return the artifact directory and its export notes."""
     from glirel_runtime.artifact import ArtifactConfig
 
     checkpoint, note = build_checkpoint(kind, cache, use_trained)
     trained = checkpoint == TRAINED_DEFAULT_CHECKPOINT
     target = cache / "artifacts" / (f"{kind}-trained" if trained else kind) / variant
-    if not (target / "glirel_artifact.json").is_file():
+    stale = (target / "glirel_artifact.json").is_file() and (target / "glirel_artifact.json").stat().st_mtime < _weights_mtime(checkpoint)
+    if variant in ("int8-opt", "int8-opt-enc"):
+        source, _ = build_artifact(kind, "fp32-opt", cache, use_trained, log)
+        if stale or not (target / "glirel_artifact.json").is_file():
+            log(f"  quantising the optimised graph {kind} → {target}")
+            quantize_optimised(source, target, encoder_only=variant == "int8-opt-enc")
+    elif stale or not (target / "glirel_artifact.json").is_file():
         from glirel_export import ExportOptions, export_checkpoint
 
         options = ExportOptions(**VARIANTS[variant])

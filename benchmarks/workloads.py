@@ -173,6 +173,7 @@ def pick_labels(descriptions: dict[str, str], gold: list[Optional[str]], m: int,
     pool = [name for name in descriptions if name not in labels]
     pool += [name for name, _ in _relation_names(data_dir).values() if name not in labels and name not in pool]
     pool += [name for name in GENERIC_LABELS if name not in labels and name not in pool]
+    pool = [name for name in dict.fromkeys(pool) if name and name != "None"]  # pid2name repeats some names
     rng.shuffle(pool)
     labels += pool[: m - len(labels)]
     all_names = {name: desc for name, desc in _relation_names(data_dir).values()}

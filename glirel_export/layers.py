@@ -26,10 +26,16 @@ class FeedForward(nn.Sequential):
 
 
 def gather_rows(sequence: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Pick rows of `sequence` [B, L, D] at `index` [B, K] → [B, K, D]; index -1 gives a zero row."""
+    """Pick rows of `sequence` [B, L, D] at `index` [B, K] → [B, K, D]; index -1 gives a zero row.
+
+    One flat row lookup (ONNX Gather) rather than an element-wise gather over an expanded index.
+    """
+    batch, length, dim = sequence.shape
     valid = (index >= 0).unsqueeze(-1).to(sequence.dtype)  # [B, K, 1]
-    safe_index = index.clamp(min=0).unsqueeze(-1).expand(-1, -1, sequence.size(-1))
-    return torch.gather(sequence, 1, safe_index) * valid
+    offsets = torch.arange(batch, device=index.device).unsqueeze(1) * length  # [B, 1]
+    flat_index = (index.clamp(min=0) + offsets).reshape(-1)  # [B*K]
+    rows = sequence.reshape(-1, dim)[flat_index]  # [B*K, D]
+    return rows.reshape(batch, -1, dim) * valid
 
 
 class LengthAwareBiLSTM(nn.Module):
@@ -143,9 +149,9 @@ class SpanMarkerV1(nn.Module):
         self.out_project = FeedForward(hidden_size * 2, hidden_size * 4, hidden_size)
 
     def forward(self, words: torch.Tensor, span_index: torch.Tensor) -> torch.Tensor:
-        # words: [B, W, D]; span_index: [B, E, 2] → [B, E, D]
-        start = gather_rows(self.project_start(words), span_index[:, :, 0])
-        end = gather_rows(self.project_end(words), span_index[:, :, 1])
+        # words: [B, W, D]; span_index: [B, E, 2] → [B, E, D]; the FFNs run on boundary words only
+        start = self.project_start(gather_rows(words, span_index[:, :, 0]))
+        end = self.project_end(gather_rows(words, span_index[:, :, 1]))
         return self.out_project(torch.cat([start, end], dim=-1).relu())
 
 
@@ -176,9 +182,13 @@ class PairBuilder(nn.Module):
 
     def forward(self, words: torch.Tensor, span_index: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
         entities = self.span_marker(words, span_index)  # [B, E, D]
-        head = gather_rows(entities, pair_index[:, :, 0])  # [B, P, D]
-        tail = gather_rows(entities, pair_index[:, :, 1])  # [B, P, D]
-        return self.out_project(torch.cat([head, tail], dim=-1))  # [B, P, D]
+        # out_project(cat[head, tail]): its first Linear splits into a head and a tail block,
+        # computed once per entity and gathered per pair, instead of once per pair
+        first, activation, dropout, last = self.out_project
+        w_head, w_tail = first.weight.split(entities.size(-1), dim=1)  # [4D, D] each
+        head = gather_rows(F.linear(entities, w_head, first.bias), pair_index[:, :, 0])  # [B, P, 4D]
+        tail = gather_rows(F.linear(entities, w_tail), pair_index[:, :, 1])  # [B, P, 4D]
+        return last(dropout(activation(head + tail)))  # [B, P, D]
 
 
 class Scorer(nn.Module):
