@@ -138,9 +138,23 @@ def test_predict_relations_dicts_match_glirel(name, variants):
                     for r in relations}
 
         mine_by_key, theirs_by_key = keyed(mine), keyed(theirs)
-        assert set(mine_by_key) == set(theirs_by_key)
-        for key, score in mine_by_key.items():
-            assert score == pytest.approx(theirs_by_key[key], abs=1e-4)
+        if top_k < 0:
+            assert set(mine_by_key) == set(theirs_by_key)
+            for key, score in mine_by_key.items():
+                assert score == pytest.approx(theirs_by_key[key], abs=1e-4)
+            continue
+        # top-k: labels that tokenize alike in the tiny vocabulary score equally and may swap
+        # places, so check per pair: the same number kept, each a genuine top-k score
+        def per_pair(by_key):
+            pairs: dict = {}
+            for key, score in by_key.items():
+                pairs.setdefault(key[:2], []).append(score)
+            return {pair: sorted(scores, reverse=True) for pair, scores in pairs.items()}
+
+        mine_pairs, theirs_pairs = per_pair(mine_by_key), per_pair(theirs_by_key)
+        assert set(mine_pairs) == set(theirs_pairs)
+        for pair, scores in mine_pairs.items():
+            assert scores == pytest.approx(theirs_pairs[pair], abs=1e-4)
 
 
 def test_long_text_far_from_traced_length(variants):
