@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,3 +134,32 @@ def read_redocred_examples(shared: Path, documents: int = 4) -> list[tuple[list[
             if len(spans) >= 2:
                 examples.append((sentence, spans))
     return examples
+
+
+@pytest.fixture(scope="session")
+def artifact(variants) -> Path:
+    """The artifact the integration tests serve (tiny BERT, dot scorer)."""
+    return variants["bert-dot"].artifact
+
+
+@pytest.fixture(scope="session")
+def runtime(artifact):
+    """The in-process runtime on `artifact`, the reference the integrations must equal."""
+    from glirel_runtime import GLiREL
+
+    return GLiREL(artifact, providers="cpu")
+
+
+TORCH_BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_without_torch(script: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `script` in a fresh interpreter where importing torch or transformers raises."""
+    return subprocess.run([sys.executable, "-c", TORCH_BLOCKER + script], capture_output=True, text=True, timeout=timeout)

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
-import numpy as np
 import onnx
 import pytest
 import torch

@@ -5,7 +5,6 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from glirel_runtime import GLiREL
 from glirel_runtime.ray import extract_dataset
 
 RAY_ARGS = dict(object_store_memory=100 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
@@ -19,16 +18,6 @@ SENTENCES = [
     ("Binsey lies along the Upper River Thames near Oxford .", [[0, 0, "LOC", "Binsey"], [4, 6, "LOC", "Upper River Thames"], [8, 8, "LOC", "Oxford"]]),
     ("Nobody here .", [[0, 0, "PER", "Nobody"]]),
 ]
-
-
-@pytest.fixture(scope="module")
-def artifact(variants):
-    return variants["bert-dot"].artifact
-
-
-@pytest.fixture(scope="module")
-def runtime(artifact):
-    return GLiREL(artifact, providers="cpu")
 
 
 def rows(count: int, tokens: bool = False) -> list[dict]:

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import run_without_torch
 
 from glirel_runtime import GLiREL, InputError
 from glirel_runtime.artifact import CONFIG_FILE
@@ -246,12 +246,6 @@ def test_loading_from_the_hub_cache(variants, tmp_path, monkeypatch):
 
 def test_runtime_never_imports_torch_or_transformers(variants):
     script = textwrap.dedent(f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "transformers"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
         from glirel_runtime import GLiREL
         from glirel_runtime import cli, decoding, features, pairs, providers, validation, words
         model = GLiREL.from_pretrained({str(variants["deberta-dot"].artifact)!r}, providers="cpu")
@@ -260,7 +254,7 @@ def test_runtime_never_imports_torch_or_transformers(variants):
         assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")]
         print("torch-free ok")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = run_without_torch(script)
     assert result.returncode == 0, result.stderr
     assert "torch-free ok" in result.stdout
 

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from conftest import run_without_torch
 import ray
 import requests
 from ray import serve
 
-from glirel_runtime import GLiREL
 from glirel_runtime.serve import build_app
 
 LABELS = ["place of birth", "founded by", "capital of", "spouse"]
@@ -30,16 +29,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def artifact(variants):
-    return variants["bert-dot"].artifact
-
-
-@pytest.fixture(scope="module")
-def runtime(artifact):
-    return GLiREL(artifact, providers="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -134,16 +123,10 @@ def test_wrong_method_and_route(url):
 
 def test_serve_and_ray_modules_never_import_torch():
     script = textwrap.dedent("""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "transformers"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
         import glirel_runtime.ray, glirel_runtime.serve
         assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")]
         print("torch-free ok")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = run_without_torch(script)
     assert result.returncode == 0, result.stderr
     assert "torch-free ok" in result.stdout

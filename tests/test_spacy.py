@@ -8,11 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from conftest import run_without_torch
 import spacy
 from spacy.tokens import Span
 
 import glirel_runtime.spacy_component  # noqa: F401  registers the factory
-from glirel_runtime import GLiREL
 
 TEXTS = [
     "Marie Curie was born in Warsaw and worked in Paris with Pierre Curie .",
@@ -40,16 +41,6 @@ CONSTRAINED = {"glirel_labels": {
     "capital of": {"allowed_head": ["LOC"], "allowed_tail": ["LOC"]},
     "spouse": {},
 }}
-
-
-@pytest.fixture(scope="module")
-def artifact(variants):
-    return variants["bert-dot"].artifact
-
-
-@pytest.fixture(scope="module")
-def runtime(artifact):
-    return GLiREL(artifact, providers="cpu")
 
 
 def make_nlp(artifact, **config):
@@ -185,12 +176,6 @@ def test_spacy_finds_the_factory_without_an_import(artifact):
 def test_component_runs_without_torch(artifact):
     """Our code never needs torch (spaCy's thinc imports it only when it is installed)."""
     script = textwrap.dedent(f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "transformers"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
         import spacy
         import glirel_runtime.spacy_component
         nlp = spacy.blank("en")
@@ -201,6 +186,6 @@ def test_component_runs_without_torch(artifact):
         assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")]
         print("torch-free ok")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = run_without_torch(script)
     assert result.returncode == 0, result.stderr
     assert "torch-free ok" in result.stdout

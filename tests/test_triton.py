@@ -24,11 +24,6 @@ from glirel_runtime.validation import check_item, check_labels
 ORT_TO_TRITON = {"tensor(int64)": mc.TYPE_INT64, "tensor(float)": mc.TYPE_FP32}
 
 
-@pytest.fixture(scope="module")
-def artifact(variants):
-    return variants["bert-dot"].artifact
-
-
 def parse(path) -> mc.ModelConfig:
     return text_format.Parse(path.read_text(), mc.ModelConfig())  # strict: unknown fields/enums fail
 
