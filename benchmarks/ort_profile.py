@@ -19,8 +19,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
-ENCODER_INPUTS = {"input_ids", "attention_mask"}
-PAIR_INPUTS = {"span_index", "pair_index"}
+from glirel_export.quantize import classify_nodes
 
 
 def _session(model_path: Path, threads: Optional[int], profile_prefix: Optional[str] = None, optimized_path: Optional[str] = None):
@@ -37,27 +36,6 @@ def _session(model_path: Path, threads: Optional[int], profile_prefix: Optional[
     if optimized_path:
         options.optimized_model_filepath = optimized_path
     return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def classify_nodes(graph) -> dict[str, str]:
-    """node name → encoder / pairs_scorer / head_other (see module docstring)."""
-    depends: dict[str, set[str]] = {i.name: {i.name} for i in graph.input}
-    initializers = {t.name for t in graph.initializer}
-    classes = {}
-    for node in graph.node:  # ONNX graphs are topologically sorted
-        deps: set[str] = set()
-        for name in node.input:
-            if name and name not in initializers:
-                deps |= depends.get(name, set())
-        for name in node.output:
-            depends[name] = deps
-        if deps and deps <= ENCODER_INPUTS:
-            classes[node.name] = "encoder"
-        elif deps & PAIR_INPUTS:
-            classes[node.name] = "pairs_scorer"
-        else:
-            classes[node.name] = "head_other"
-    return classes
 
 
 def op_histogram(model_path: Path, threads: Optional[int] = 1) -> dict[str, int]:

@@ -131,10 +131,10 @@ def _post_process(path: Path, options: ExportOptions, config: ArtifactConfig, nu
         model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True, op_block_list=["LSTM", "Softmax", "Softplus"])
         onnx.save(model, str(path))
     elif options.precision == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from .quantize import quantize_int8
 
         quantized = path.with_suffix(".int8.onnx")
-        quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+        notes["quantization"] = quantize_int8(path, quantized)
         quantized.replace(path)
     return notes
 

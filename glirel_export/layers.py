@@ -25,17 +25,19 @@ class FeedForward(nn.Sequential):
         super().__init__(nn.Linear(in_dim, mid_dim), activation(), nn.Dropout(dropout), nn.Linear(mid_dim, out_dim))
 
 
-def gather_rows(sequence: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def gather_rows(sequence: torch.Tensor, index: torch.Tensor, index_may_be_missing: bool = True) -> torch.Tensor:
     """Pick rows of `sequence` [B, L, D] at `index` [B, K] → [B, K, D]; index -1 gives a zero row.
 
     One flat row lookup (ONNX Gather) rather than an element-wise gather over an expanded index.
+    `index_may_be_missing=False` (the index never holds -1) skips the [B, K, D] masking multiply.
     """
     batch, length, dim = sequence.shape
-    valid = (index >= 0).unsqueeze(-1).to(sequence.dtype)  # [B, K, 1]
     offsets = torch.arange(batch, device=index.device).unsqueeze(1) * length  # [B, 1]
-    flat_index = (index.clamp(min=0) + offsets).reshape(-1)  # [B*K]
-    rows = sequence.reshape(-1, dim)[flat_index]  # [B*K, D]
-    return rows.reshape(batch, -1, dim) * valid
+    flat_index = ((index.clamp(min=0) if index_may_be_missing else index) + offsets).reshape(-1)  # [B*K]
+    rows = sequence.reshape(-1, dim)[flat_index].reshape(batch, -1, dim)  # [B, K, D]
+    if not index_may_be_missing:
+        return rows
+    return rows * (index >= 0).unsqueeze(-1).to(sequence.dtype)  # [B, K, D]
 
 
 class LengthAwareBiLSTM(nn.Module):
@@ -180,15 +182,37 @@ class PairBuilder(nn.Module):
         self.span_marker = markers[span_marker_mode](hidden_size)
         self.out_project = FeedForward(hidden_size * 2, hidden_size * 4, hidden_size)
 
-    def forward(self, words: torch.Tensor, span_index: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
+    def hidden(self, words: torch.Tensor, span_index: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
+        """The pair FFN's hidden layer, [B, P, 4D]: everything of a pair vector but `out_project`'s last Linear."""
         entities = self.span_marker(words, span_index)  # [B, E, D]
         # out_project(cat[head, tail]): its first Linear splits into a head and a tail block,
         # computed once per entity and gathered per pair, instead of once per pair
-        first, activation, dropout, last = self.out_project
+        first, activation, dropout, _ = self.out_project
         w_head, w_tail = first.weight.split(entities.size(-1), dim=1)  # [4D, D] each
-        head = gather_rows(F.linear(entities, w_head, first.bias), pair_index[:, :, 0])  # [B, P, 4D]
-        tail = gather_rows(F.linear(entities, w_tail), pair_index[:, :, 1])  # [B, P, 4D]
-        return last(dropout(activation(head + tail)))  # [B, P, D]
+        # pair_index never holds -1 (padded pairs are (0, 0), whose logits the runtime ignores)
+        head = gather_rows(F.linear(entities, w_head, first.bias), pair_index[:, :, 0], index_may_be_missing=False)  # [B, P, 4D]
+        tail = gather_rows(F.linear(entities, w_tail), pair_index[:, :, 1], index_may_be_missing=False)  # [B, P, 4D]
+        return dropout(activation(head + tail))
+
+    def all_pairs_hidden(self, words: torch.Tensor, span_index: torch.Tensor) -> torch.Tensor:
+        """`hidden` for every ordered (head, tail) entity pair, self-pairs included: [B, E, E, 4D], no gathers.
+
+        Cheaper than `hidden` when nearly all E² − E pairs are scored (no pair window): the
+        per-entity halves are broadcast-added instead of gathered twice per pair.
+        """
+        entities = self.span_marker(words, span_index)  # [B, E, D]
+        first, activation, dropout, _ = self.out_project
+        w_head, w_tail = first.weight.split(entities.size(-1), dim=1)  # [4D, D] each
+        head = F.linear(entities, w_head, first.bias).unsqueeze(2)  # [B, E, 1, 4D]
+        tail = F.linear(entities, w_tail).unsqueeze(1)  # [B, 1, E, 4D]
+        return dropout(activation(head + tail))  # [B, E, E, 4D]
+
+    @property
+    def last_layer(self) -> nn.Linear:
+        return self.out_project[3]
+
+    def forward(self, words: torch.Tensor, span_index: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
+        return self.last_layer(self.hidden(words, span_index, pair_index))  # [B, P, D]
 
 
 class Scorer(nn.Module):
@@ -208,6 +232,29 @@ class Scorer(nn.Module):
             self.bias = nn.Parameter(torch.tensor(-10.0))
         elif scoring_type != "dot":
             raise ValueError(f"unknown scorer {scoring_type!r}")
+
+    @property
+    def scores_linearly(self) -> bool:
+        """Logits are linear in the pair vector (dot, dot_thresh), so a pair projection can fold into the labels."""
+        return self.scoring_type in ("dot", "dot_thresh")
+
+    def forward_folded(self, pair_hidden: torch.Tensor, pair_projection: nn.Linear, labels: torch.Tensor) -> torch.Tensor:
+        """`forward(pair_projection(pair_hidden), labels)` for the linear scorers, without the pair vectors.
+
+        pair·t = (W h + b)·t = h·(Wᵀ t) + b·t: the projection [D, 4D] moves onto the L label
+        vectors instead of the P pairs (P × 4D × D multiply-adds become L × 4D × D + P × 4D × L).
+        """
+        # pair_hidden: [B, P, 4D]; labels: [B, L, D] → [B, P, L]
+        targets = labels if self.scoring_type == "dot" else self.proj_type(labels)  # [B, L, D]
+        folded = torch.matmul(targets, pair_projection.weight)  # [B, L, 4D]
+        offset = torch.matmul(targets, pair_projection.bias).unsqueeze(1)  # [B, 1, L]
+        scores = torch.matmul(pair_hidden, folded.transpose(1, 2)) + offset  # [B, P, L]
+        if self.scoring_type == "dot":
+            return scores
+        scaler = self.proj_thresh(labels)  # [B, L, 2]
+        alpha = F.softplus(scaler[..., 0]).unsqueeze(1)  # [B, 1, L]
+        beta = scaler[..., 1].unsqueeze(1)  # [B, 1, L]
+        return (scores + beta) * alpha
 
     def forward(self, pairs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.scoring_type == "dot":

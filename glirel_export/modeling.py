@@ -40,6 +40,8 @@ class ModelOptions:
     refine_relation: bool = False
     coref_classifier: bool = False
     ffn_mul: int = 4
+    max_entity_pair_distance: Optional[int] = None
+    """Pair window; without one (None) every ordered pair is scored and the graph scores them densely."""
     dropout: float = 0.0
     """Dropout of the head's FFNs (training only; eval mode ignores it). Not read from configs."""
 
@@ -70,6 +72,7 @@ class ModelOptions:
             refine_relation=bool(config.get("refine_relation", False)),
             coref_classifier=bool(config.get("coref_classifier", False)),
             ffn_mul=int(config.get("ffn_mul", 4)),
+            max_entity_pair_distance=config.get("max_entity_pair_distance"),
         )
 
 
@@ -130,6 +133,13 @@ class GLiRELForExport(nn.Module):
                     module.p = float(options.dropout)
 
     @property
+    def folds_pair_projection(self) -> bool:
+        """Pair vectors are only ever dotted with labels, so their last projection folds into the labels
+        (see `Scorer.forward_folded`): the pair head then costs O(P × 4D × L) instead of O(P × 4D × D)."""
+        return (self.scorer.scores_linearly and not hasattr(self, "refine_relation")
+                and not hasattr(self, "refine_prompt") and not hasattr(self, "coref_classifier"))
+
+    @property
     def output_names(self) -> list[str]:
         return ["logits", "coref_logits"] if self.options.coref_classifier else ["logits"]
 
@@ -159,8 +169,20 @@ class GLiRELForExport(nn.Module):
             labels = (rel_markers + label_words) / 2
 
         words = self.rnn(words, text_lengths)  # [B, W, D]
-        pairs = self.span_rep_layer.rel_rep_layer(words, span_index, pair_index)  # [B, P, D]
         labels = self.prompt_rep_layer(labels)  # [B, L, D]
+        pair_builder = self.span_rep_layer.rel_rep_layer
+        if self.folds_pair_projection and self.options.max_entity_pair_distance is None:
+            # all ordered pairs are scored: score the dense E × E grid, then pick the requested pairs' rows
+            batch, entities = span_index.shape[:2]
+            grid = pair_builder.all_pairs_hidden(words, span_index)  # [B, E, E, 4D]
+            grid = grid.reshape(batch, entities * entities, grid.size(-1))  # [B, E*E, 4D]
+            grid_logits = self.scorer.forward_folded(grid, pair_builder.last_layer, labels)  # [B, E*E, L]
+            grid_index = pair_index[:, :, 0] * entities + pair_index[:, :, 1]  # [B, P]
+            return (gather_rows(grid_logits, grid_index, index_may_be_missing=False),)  # [B, P, L]
+        if self.folds_pair_projection:
+            pair_hidden = pair_builder.hidden(words, span_index, pair_index)  # [B, P, 4D]
+            return (self.scorer.forward_folded(pair_hidden, pair_builder.last_layer, labels),)  # [B, P, L]
+        pairs = pair_builder(words, span_index, pair_index)  # [B, P, D]
 
         if hasattr(self, "refine_relation"):
             word_is_padding = torch.arange(words.size(1), device=words.device).unsqueeze(0) >= text_lengths.unsqueeze(1)

@@ -20,7 +20,8 @@ directory holding three files:
     label_index         int64         [batch, labels, 2] first-subtoken positions of each label's
                                                          ``[REL]`` marker and of the label words; -1 if none
     span_index          int64         [batch, entities, 2]  word start and inclusive end of each entity
-    pair_index          int64         [batch, pairs, 2]  (head, tail) entity indices of each scored pair
+    pair_index          int64         [batch, pairs, 2]  (head, tail) entity indices of each scored pair;
+                                                         never -1 (padding pairs are (0, 0))
     ==================  ============  =================  ===========================================
 
     Outputs: ``logits`` float32 ``[batch, pairs, labels]`` (pre-sigmoid) and, when

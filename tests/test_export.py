@@ -118,8 +118,9 @@ def test_safetensors_checkpoint_exports_the_same_graph(checkpoint, tmp_path, var
     assert config.verification["max_abs_diff"] <= 1e-4
 
 
-@pytest.mark.parametrize("options", [ExportOptions(quantize="int8"), ExportOptions(fp16=True), ExportOptions(optimize=True)],
-                         ids=["int8", "fp16", "optimize"])
+@pytest.mark.parametrize("options", [ExportOptions(quantize="int8"), ExportOptions(fp16=True), ExportOptions(optimize=True),
+                                     ExportOptions(optimize=True, quantize="int8")],
+                         ids=["int8", "fp16", "optimize", "optimize-int8"])
 def test_reduced_precision_and_optimized_exports(checkpoint, tmp_path, options):
     from glirel_runtime import GLiREL
 
@@ -129,7 +130,21 @@ def test_reduced_precision_and_optimized_exports(checkpoint, tmp_path, options):
     assert 0.9 <= report["decision_agreement"] <= 1.0 and report["max_abs_diff"] < 0.05
     if options.optimize:
         assert report["fusions"], "the transformer optimizer fused nothing"
+    if options.precision == "fp32":
         assert report["max_abs_diff"] <= 1e-4
+    if options.precision == "int8":  # encoder quantised, head (pooling, LSTM, pairs, scorer) kept fp32
+        import onnx
+
+        from glirel_export.quantize import classify_nodes
+
+        graph = onnx.load(str(tmp_path / "out" / "model.onnx")).graph
+        classes = classify_nodes(graph)
+        quantized = [n for n in graph.node if n.op_type in ("DynamicQuantizeLinear", "MatMulInteger", "QAttention", "DynamicQuantizeMatMul")]
+        assert quantized, "nothing was quantised"
+        assert {classes[n.name] for n in quantized} == {"encoder"}
+        per_channel_scales = [t for t in graph.initializer if t.name.endswith("_scale") and len(t.dims) == 1 and t.dims[0] > 1]
+        assert per_channel_scales, "weights were not quantised per channel"
+        assert report["quantization"]["head_nodes_kept_fp32"] > 0
     model = GLiREL(tmp_path / "out", providers="cpu")
     relations = model.predict_relations(["Ada", "met", "Byron", "in", "London"], ["spouse", "located in"],
                                         ner=[[0, 0, "PER", "Ada"], [2, 2, "PER", "Byron"], [4, 4, "LOC", "London"]], threshold=0.0)

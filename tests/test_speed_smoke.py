@@ -25,7 +25,7 @@ def test_speed_harness_end_to_end(tmp_path):
     cache = os.environ.get("GLIREL_SPEED_CACHE", str(Path(tempfile.gettempdir()) / "glirel-speed-smoke-cache"))
     out = tmp_path / "out"
     argv = ["--tiny", "--lean", "--repeats", "1", "--baseline-repeats", "1", "--sweep-repeats", "1",
-            "--sentences", "4", "--baseline-sentences", "2", "--sweep-entities", "2", "4", "--sweep-labels", "1", "3",
+            "--sentences", "4", "--f1-sentences", "4", "--baseline-sentences", "2", "--sweep-entities", "2", "4", "--sweep-labels", "1", "3",
             "--sweep-sentences", "1", "--skip", "threads", "--out", str(out), "--cache-dir", cache,
             "--data-dir", str(tmp_path / "no-data")]  # generated workloads: the test needs no shared data
     assert speed.main(argv) == 0
