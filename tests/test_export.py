@@ -145,6 +145,10 @@ def test_reduced_precision_and_optimized_exports(checkpoint, tmp_path, options):
         per_channel_scales = [t for t in graph.initializer if t.name.endswith("_scale") and len(t.dims) == 1 and t.dims[0] > 1]
         assert per_channel_scales, "weights were not quantised per channel"
         assert report["quantization"]["head_nodes_kept_fp32"] > 0
+        from glirel_export.quantize import int8_exclusions  # FFN output projections (after GELU) stay fp32 MatMuls
+
+        kept = int8_exclusions(graph)["ffn_output"]
+        assert kept and len(kept) == report["quantization"]["ffn_output_matmuls_kept_fp32"]
     model = GLiREL(tmp_path / "out", providers="cpu")
     relations = model.predict_relations(["Ada", "met", "Byron", "in", "London"], ["spouse", "located in"],
                                         ner=[[0, 0, "PER", "Ada"], [2, 2, "PER", "Byron"], [4, 4, "LOC", "London"]], threshold=0.0)
