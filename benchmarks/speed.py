@@ -40,6 +40,7 @@ from benchmarks.systems import SystemProcess, SystemSpec, round_robin  # noqa: E
 FEWREL_TEST_SENTENCES_PER_LABEL = 700  # FewRel: 700 sentences per relation
 WIKIZSL_TEST_SENTENCES_PER_LABEL = 835  # Wiki-ZSL: 94,383 sentences / 113 relations
 MODEL_TITLES = {"minilm": "MiniLM-L6 (default model's encoder)", "deberta-v3-large": "DeBERTa-v3-large shape (paper's model)",
+                "deberta-v3-base": "DeBERTa-v3-base shape (BART-base's size)",
                 "tiny-bert": "tiny BERT", "tiny-deberta": "tiny DeBERTa"}
 
 
@@ -113,7 +114,7 @@ def start_systems(specs: list[tuple[str, SystemSpec]], tag: str) -> list[SystemP
 
 def identical_pct(a: set, b: set) -> float:
     """|A ∩ B| / |A ∪ B| in %, 100 when both are empty."""
-    return 100.0 * len(a & b) / max(len(a | b), 1)
+    return 100.0 * len(a & b) / len(a | b) if a | b else 100.0
 
 
 def score_agreement(fp32, int8, workload: W.Workload, n: int, thresholds: tuple[float, ...] = (0.3, 0.5)) -> dict[str, Any]:
@@ -193,8 +194,8 @@ def machine() -> dict[str, Any]:
 def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload], results: dict) -> dict[str, Any]:
     """Reference + runtime variants for one encoder shape, each in its own process, round-robin on every workload."""
     cache = Path(args.cache_dir)
-    large = kind == "deberta-v3-large"
-    n = args.large_sentences if large else args.sentences
+    large = kind.startswith("deberta-v3-")  # random weights, slow: fewer sentences, lean variants
+    n = {"deberta-v3-large": args.large_sentences, "deberta-v3-base": args.base_sentences}.get(kind, args.sentences)
     repeats = args.large_repeats if large else args.repeats
     checkpoint, note = build_checkpoint(kind, cache, use_trained=not args.no_trained)
     variants = ["fp32-opt", "int8"] if (large or args.lean) else ["fp32", "fp32-opt", "int8", "int8-unfused"]
@@ -210,9 +211,10 @@ def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload], results:
     try:
         for wname, workload in workloads.items():
             texts, ner = workload.texts()[:n], workload.ner()[:n]
-            warm = min(args.warmup_sentences, len(texts))
+            # warm-up on the timed sentences themselves: onnxruntime's arena and PyTorch's allocator
+            # grow to the largest batch during the first pass, which would otherwise land in a timed pass
             timings = round_robin(systems, (texts, workload.labels, ner), {"threshold": args.threshold, "batch_size": args.batch_size},
-                                  repeats, warmup=(texts[:warm], workload.labels, ner[:warm]), load_average=load_average)
+                                  repeats, load_average=load_average)
             for name, t in timings.items():
                 relations[name][wname] = set(map(_as_relation, t["relations"]))
                 group["systems"].setdefault(name, {})[wname] = {
@@ -238,11 +240,12 @@ def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload], results:
 
     models = {v: GLiREL(artifacts[v][0], providers="cpu", threads=args.threads) for v in ("fp32-opt", "int8", "int8-unfused")
               if v in artifacts}
+    checked = n if large else args.f1_sentences  # the DeBERTa shapes are slow and untrained: their timed sentences only
     for wname, workload in workloads.items():
-        agreement[wname]["scores"] = score_agreement(models["fp32-opt"], models["int8"], workload, args.f1_sentences)
+        agreement[wname]["scores"] = score_agreement(models["fp32-opt"], models["int8"], workload, checked)
     fewrel = workloads.get("fewrel")
     if fewrel is not None:
-        sub = W.Workload(fewrel.name, fewrel.sentences[:args.f1_sentences], fewrel.labels, fewrel.descriptions, fewrel.source)
+        sub = W.Workload(fewrel.name, fewrel.sentences[:checked], fewrel.labels, fewrel.descriptions, fewrel.source)
         f1 = {v: fewrel_f1(model, sub) for v, model in models.items()}
         agreement["fewrel_macro_f1"] = {"fp32": f1["fp32-opt"], "int8": f1["int8"],
                                         **{f"{v.replace('-', '_')}": f1[v] for v in ("int8-unfused",) if v in f1},
@@ -259,9 +262,8 @@ def _as_relation(item) -> tuple:
     return (i, tuple(head), tuple(tail), label)
 
 
-def side_by_side_ng(args, workloads: dict[str, W.Workload], n: int) -> dict[str, Any]:
-    """RelationPrompt NG and the default model's runtime fp32 / int8, each in its own process, round-robin."""
-    kind = args.models[0]
+def side_by_side_ng(args, workloads: dict[str, W.Workload], n: int, kind: str) -> dict[str, Any]:
+    """RelationPrompt NG and the runtime fp32 / int8 of `kind`, each in its own process, round-robin."""
     cache = Path(args.cache_dir)
     specs = [("RelationPrompt NG", SystemSpec("relationprompt-ng", threads=args.threads, options={"tiny": args.tiny}))]
     specs += [(name, SystemSpec("runtime", str(build_artifact(kind, v, cache, not args.no_trained, log)[0]), args.threads))
@@ -315,7 +317,8 @@ def run_baselines(args, workloads: dict[str, W.Workload]) -> dict[str, Any]:
     del tmc_gold, tmc_all
     ng = B.RelationPromptNG(tiny=args.tiny)
     measure("RelationPrompt NG", ng, list(workloads), n)
-    out["RelationPrompt NG"]["side_by_side"] = side_by_side_ng(args, workloads, n)
+    out["RelationPrompt NG"]["side_by_side"] = [side_by_side_ng(args, workloads, n, kind) for kind in args.models
+                                                if kind != "deberta-v3-large"]
     full = B.RelationPromptFull(ng, tiny=args.tiny)
     log("[baseline] RelationPrompt fixed cost: GPT-2 generation + BART fine-tuning")
     fixed = {}
@@ -508,8 +511,8 @@ def targets(report: dict) -> list[dict]:
                     f"{'' if trained else '; UNTRAINED weights: F1 is not meaningful'})",
                     "met": (delta <= 0.5) if trained else None})
     ng = report.get("baselines", {}).get("RelationPrompt NG")
-    side = (ng or {}).get("side_by_side")
-    if side:
+    sides = (ng or {}).get("side_by_side") or []
+    for side in ([sides] if isinstance(sides, dict) else sides):
         for w in report["workloads"]:
             for system in ("runtime fp32", "runtime int8"):
                 ratio = side[w][system] / side[w]["RelationPrompt NG"]
@@ -559,8 +562,8 @@ def markdown(report: dict) -> str:
                   f"training processes: {info['training_processes'] or 'none'}), same workloads and harness.", ""]
     for w in ws:
         lines.append(f"- **{wtitle.get(w, w)}**: {report['workload_info'][w]['source']}; {report['workload_info'][w]['stats']}")
-    lines += ["", "Batch size 32, m = 10 labels, threshold 0.5; one warm-up pass, median of the timed passes. "
-              "Baselines and the DeBERTa-v3-large shape use randomly initialised weights of the real size (speed only).", ""]
+    lines += ["", "Batch size 32, m = 10 labels, threshold 0.5; one warm-up pass over the timed sentences, median of the timed passes; every GLiREL system in its own process, round-robin. "
+              "Baselines and the DeBERTa-v3 shapes use randomly initialised weights of the real size (speed only).", ""]
     if report.get("gpu_note"):
         lines += [f"GPU: {report['gpu_note']}.", ""]
     lines += ["## Sentences per second", "",
@@ -705,7 +708,7 @@ def parse_args(argv=None):
     p.add_argument("--cache-dir", default="/tmp/glirel-speed-cache", help="checkpoints and exported artifacts (rebuilt when missing)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--thread-counts", type=int, nargs="*", default=None, help="thread sweep for the runtime (default 1..threads)")
-    p.add_argument("--models", nargs="*", default=["minilm", "deberta-v3-large"])
+    p.add_argument("--models", nargs="*", default=["minilm", "deberta-v3-base", "deberta-v3-large"])
     p.add_argument("--workloads", nargs="*", default=["fewrel", "wikizsl"])
     p.add_argument("--labels", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
@@ -713,12 +716,12 @@ def parse_args(argv=None):
     p.add_argument("--sentences", type=int, default=256, help="sentences per workload for the default-size GLiREL systems")
     p.add_argument("--f1-sentences", type=int, default=512, help="FewRel-shaped sentences for int8 vs fp32 F1 and score agreement")
     p.add_argument("--large-sentences", type=int, default=32, help="sentences for the DeBERTa-v3-large shape")
+    p.add_argument("--base-sentences", type=int, default=32, help="sentences for the DeBERTa-v3-base shape")
     p.add_argument("--baseline-sentences", type=int, default=64, help="RelationPrompt NG sentences; TMC-BERT takes 1/16 (gold) and 1/32 (all pairs), at least 2")
-    p.add_argument("--warmup-sentences", type=int, default=8, help="sentences in each warm-up pass")
     p.add_argument("--reuse-from", default=None, help="a previous speed.json whose parts named by --reuse are taken instead of measured")
     p.add_argument("--reuse", nargs="*", default=[], help="parts to take from --reuse-from: baselines and/or model kinds (e.g. deberta-v3-large)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--large-repeats", type=int, default=2)
+    p.add_argument("--large-repeats", type=int, default=3)
     p.add_argument("--baseline-repeats", type=int, default=2)
     p.add_argument("--finetune-steps", type=int, default=2)
     p.add_argument("--sweep-entities", type=int, nargs="*", default=[2, 5, 10, 20, 30, 50])
@@ -731,7 +734,7 @@ def parse_args(argv=None):
     p.add_argument("--tiny", action="store_true", help="tiny shapes and few sentences (smoke test; numbers mean nothing)")
     args = p.parse_args(argv)
     if args.tiny:
-        args.models = ["tiny-bert"] if args.models == ["minilm", "deberta-v3-large"] else args.models
+        args.models = ["tiny-bert"] if args.models == ["minilm", "deberta-v3-base", "deberta-v3-large"] else args.models
         args.sentences = min(args.sentences, 16)
         args.baseline_sentences = min(args.baseline_sentences, 8)
         args.sweep_entities = [2, 6] if args.sweep_entities == [2, 5, 10, 20, 30, 50] else args.sweep_entities

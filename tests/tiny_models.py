@@ -24,28 +24,45 @@ CORPUS = [
 ]
 
 
+SPECIAL_TOKENS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+
+
 def train_tokenizer(kind: str):
-    """A small tokenizer shaped like the encoder family's real one."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A small tokenizer shaped like the encoder family's real one, identical on every run.
+
+    `tokenizers`' trainers break frequency ties in hash-map order, so two trainings on the
+    same corpus can assign different ids (Unigram) or even learn different pieces
+    (WordPiece). Unigram: trained, then its pieces are re-numbered in a fixed order (the
+    learned pieces and scores are the same on every run). WordPiece: the vocabulary is
+    built from the corpus directly (every whole word, every character and its ``##``
+    continuation): unseen words fall back to characters, as with a real WordPiece vocabulary.
+    """
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     corpus = CORPUS * 20
     if kind == "deberta":  # SentencePiece-style Unigram with Metaspace, like DeBERTa-v3
         tokenizer = Tokenizer(models.Unigram())
         tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC()])
         tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-        trainer = trainers.UnigramTrainer(
-            vocab_size=400, special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], unk_token="[UNK]"
-        )
-        from tokenizers import decoders
         tokenizer.decoder = decoders.Metaspace()
+        tokenizer.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS,
+                                                                      unk_token="[UNK]"))
+        learned = json.loads(tokenizer.to_str())["model"]["vocab"]  # [[piece, score], ...]
+        pieces = sorted((p for p in learned if p[0] not in SPECIAL_TOKENS), key=lambda p: (-round(p[1], 6), p[0]))
+        vocab = [(t, 0.0) for t in SPECIAL_TOKENS] + [(p, s) for p, s in pieces]
+        tokenizer.model = models.Unigram(vocab, unk_id=SPECIAL_TOKENS.index("[UNK]"), byte_fallback=False)
     else:  # WordPiece with BERT normalisation, like BERT/MiniLM and MPNet
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=400, special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
-        )
-    tokenizer.train_from_iterator(corpus, trainer)
+        seen = {word for line in CORPUS
+                for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(line))}
+        characters = sorted({c for word in seen for c in word})
+        words = sorted(w for w in seen if len(w) > 1)
+        tokens = SPECIAL_TOKENS + characters + ["##" + c for c in characters] + words
+        tokenizer.model = models.WordPiece({t: i for i, t in enumerate(tokens)}, unk_token="[UNK]")
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
