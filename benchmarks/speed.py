@@ -630,7 +630,7 @@ def markdown(report: dict) -> str:
         lines += ["## Threads (runtime, FewRel-shaped, default model)", "", "| system | " + " | ".join(
             f"{t} thread(s)" for t in report["thread_counts"]) + " |", "|---|" + "---:|" * len(report["thread_counts"])]
         for name, r in report["threads_sweep"].items():
-            lines.append(f"| {name} | " + " | ".join(fmt(r.get(t)) for t in report["thread_counts"]) + " |")
+            lines.append(f"| {name} | " + " | ".join(fmt(r.get(t, r.get(str(t)))) for t in report["thread_counts"]) + " |")
         lines.append("")
     for key, title in (("entities", "Entities per text (fixed 120-word texts, 10 labels)"), ("labels", "Labels (FewRel-shaped)")):
         sweep = report.get("sweeps", {}).get(key)
