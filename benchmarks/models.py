@@ -52,9 +52,6 @@ GLIREL_HIDDEN = {"minilm": 384, "deberta-v3-base": 768, "deberta-v3-large": 768,
 VARIANTS = {
     "fp32": dict(optimize=False, quantize=None),
     "fp32-opt": dict(optimize=True, quantize=None),
-    # optimize=True + int8 fails in glirel_export (quantize_dynamic cannot type the fused
-    # graph: "Unable to find data type for weight_name=..."); int8 is quantised from the
-    # unfused graph and onnxruntime's session-level optimiser (ORT_ENABLE_ALL) fuses at load.
     "int8": dict(optimize=True, quantize="int8"),  # fused graph, then glirel_export.quantize's int8 recipe
     "int8-unfused": dict(optimize=False, quantize="int8"),  # the same recipe on the unfused graph
     "fp16": dict(optimize=True, quantize=None, fp16=True, device="cuda"),  # GPU only

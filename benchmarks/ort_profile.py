@@ -60,7 +60,6 @@ def graph_breakdown(model_path: Path, inputs_list: list[dict[str, Any]], threads
         session = _session(model_path, threads, profile_prefix=os.path.join(tmp, "profile"))
         for inputs in inputs_list:  # warm-up, then profiled runs
             session.run(None, inputs)
-        start_marker = None
         for _ in range(runs):
             for inputs in inputs_list:
                 session.run(None, inputs)
@@ -82,7 +81,6 @@ def graph_breakdown(model_path: Path, inputs_list: list[dict[str, Any]], threads
         totals[cls] += e["dur"] / 1000.0
         by_op[cls][e.get("args", {}).get("op_name", "?")] += e["dur"] / 1000.0
     run_ms = sum(e["dur"] for e in keep) / 1000.0
-    _ = start_marker
     return {
         "runs": runs * len(inputs_list),
         "model_run_ms": run_ms,

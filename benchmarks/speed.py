@@ -117,15 +117,13 @@ def identical_pct(a: set, b: set) -> float:
     return 100.0 * len(a & b) / len(a | b) if a | b else 100.0
 
 
-def score_agreement(fp32, int8, workload: W.Workload, n: int, thresholds: tuple[float, ...] = (0.3, 0.5)) -> dict[str, Any]:
-    """int8 vs fp32 on the first `n` sentences: same top-1 label per pair (%), same relations at each threshold (%)."""
+def score_agreement(a: list, b: list, thresholds: tuple[float, ...] = (0.3, 0.5)) -> dict[str, Any]:
+    """fp32 pair scores `a` vs int8 pair scores `b` of the same sentences: same top-1 label per pair (%),
+    same relations at each threshold (%)."""
     import numpy as np
 
-    texts, ner = workload.texts()[:n], workload.ner()[:n]
-    a = fp32.score_pairs(texts, workload.labels, ner)
-    b = int8.score_pairs(texts, workload.labels, ner)
     same_top1 = np.concatenate([x.probabilities.argmax(-1) == y.probabilities.argmax(-1) for x, y in zip(a, b)])
-    out: dict[str, Any] = {"sentences": len(texts), "pairs": int(same_top1.size),
+    out: dict[str, Any] = {"sentences": len(a), "pairs": int(same_top1.size),
                            "top1_identical_pct": 100.0 * float(same_top1.mean()),
                            "max_abs_diff": max(float(np.abs(x.probabilities - y.probabilities).max()) for x, y in zip(a, b))}
     for t in thresholds:
@@ -136,11 +134,12 @@ def score_agreement(fp32, int8, workload: W.Workload, n: int, thresholds: tuple[
     return out
 
 
-def fewrel_f1(model, workload: W.Workload) -> Optional[float]:
-    """Macro-F1 (%) of the best label for each gold (head → tail) pair, FewRel's zero-shot protocol."""
-    if not all(s.gold_label for s in workload.sentences):
+def fewrel_f1(scores: list, workload: W.Workload) -> Optional[float]:
+    """Macro-F1 (%) of the best label for each gold (head → tail) pair, FewRel's zero-shot protocol.
+
+    `scores`: `score_pairs` of the workload's first len(scores) sentences."""
+    if not all(s.gold_label for s in workload.sentences[:len(scores)]):
         return None
-    scores = model.score_pairs(workload.texts(), workload.labels, workload.ner())
     gold, pred = [], []
     for s, sc in zip(workload.sentences, scores):
         h, t = s.gold_pairs[0]
@@ -191,14 +190,14 @@ def machine() -> dict[str, Any]:
             "onnxruntime": onnxruntime.__version__, "platform": platform.platform()}
 
 
-def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload], results: dict) -> dict[str, Any]:
+def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload]) -> dict[str, Any]:
     """Reference + runtime variants for one encoder shape, each in its own process, round-robin on every workload."""
     cache = Path(args.cache_dir)
-    large = kind.startswith("deberta-v3-")  # random weights, slow: fewer sentences, lean variants
+    deberta_shape = kind.startswith("deberta-v3-")  # random weights, slow: fewer sentences, lean variants
     n = {"deberta-v3-large": args.large_sentences, "deberta-v3-base": args.base_sentences}.get(kind, args.sentences)
-    repeats = args.large_repeats if large else args.repeats
+    repeats = args.large_repeats if deberta_shape else args.repeats
     checkpoint, note = build_checkpoint(kind, cache, use_trained=not args.no_trained)
-    variants = ["fp32-opt", "int8"] if (large or args.lean) else ["fp32", "fp32-opt", "int8", "int8-unfused"]
+    variants = ["fp32-opt", "int8"] if (deberta_shape or args.lean) else ["fp32", "fp32-opt", "int8", "int8-unfused"]
     if args.gpu:
         variants.append("fp16")
     artifacts = {v: build_artifact(kind, v, cache, use_trained=not args.no_trained, log=log) for v in variants}
@@ -216,7 +215,7 @@ def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload], results:
             timings = round_robin(systems, (texts, workload.labels, ner), {"threshold": args.threshold, "batch_size": args.batch_size},
                                   repeats, load_average=load_average)
             for name, t in timings.items():
-                relations[name][wname] = set(map(_as_relation, t["relations"]))
+                relations[name][wname] = set(t["relations"])
                 group["systems"].setdefault(name, {})[wname] = {
                     "sentences": len(texts), "repeats": repeats, "seconds": t["seconds"], "median_s": t["median_s"],
                     "sentences_per_s": len(texts) / t["median_s"], "best_sentences_per_s": len(texts) / min(t["seconds"]),
@@ -231,35 +230,31 @@ def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload], results:
         a, b = relations["runtime fp32"][wname], relations["runtime int8"][wname]
         agreement[wname] = {"fp32_relations": len(a), "int8_relations": len(b), "int8_identical_pct": identical_pct(a, b),
                             "fp32_vs_reference_identical_pct": identical_pct(a, relations["glirel (PyTorch)"][wname])}
-        for key, name in (("int8_unfused", "runtime int8, no --optimize"),):
-            if name in relations:
-                c = relations[name][wname]
-                agreement[wname][f"{key}_relations"] = len(c)
-                agreement[wname][f"{key}_identical_pct"] = identical_pct(a, c)
+        unfused = relations.get("runtime int8, no --optimize", {}).get(wname)
+        if unfused is not None:
+            agreement[wname]["int8_unfused_relations"] = len(unfused)
+            agreement[wname]["int8_unfused_identical_pct"] = identical_pct(a, unfused)
+    # pair scores of each variant, computed once and shared by the score agreement and the F1
     from glirel_runtime import GLiREL
 
-    models = {v: GLiREL(artifacts[v][0], providers="cpu", threads=args.threads) for v in ("fp32-opt", "int8", "int8-unfused")
-              if v in artifacts}
-    checked = n if large else args.f1_sentences  # the DeBERTa shapes are slow and untrained: their timed sentences only
-    for wname, workload in workloads.items():
-        agreement[wname]["scores"] = score_agreement(models["fp32-opt"], models["int8"], workload, checked)
-    fewrel = workloads.get("fewrel")
-    if fewrel is not None:
-        sub = W.Workload(fewrel.name, fewrel.sentences[:checked], fewrel.labels, fewrel.descriptions, fewrel.source)
-        f1 = {v: fewrel_f1(model, sub) for v, model in models.items()}
+    checked = n if deberta_shape else args.f1_sentences  # the DeBERTa shapes are slow and untrained: their timed sentences only
+    scores: dict[str, dict[str, list]] = {}
+    for v in ("fp32-opt", "int8", "int8-unfused"):
+        if v in artifacts:
+            model = GLiREL(artifacts[v][0], providers="cpu", threads=args.threads)
+            scores[v] = {wname: model.score_pairs(wl.texts()[:checked], wl.labels, wl.ner()[:checked])
+                         for wname, wl in workloads.items()}
+            del model
+    for wname in workloads:
+        agreement[wname]["scores"] = score_agreement(scores["fp32-opt"][wname], scores["int8"][wname])
+    if "fewrel" in workloads:
+        f1 = {v: fewrel_f1(by_workload["fewrel"], workloads["fewrel"]) for v, by_workload in scores.items()}
         agreement["fewrel_macro_f1"] = {"fp32": f1["fp32-opt"], "int8": f1["int8"],
-                                        **{f"{v.replace('-', '_')}": f1[v] for v in ("int8-unfused",) if v in f1},
+                                        **({"int8_unfused": f1["int8-unfused"]} if "int8-unfused" in f1 else {}),
                                         "trained_weights": bool(group["artifacts"]["int8"].get("trained")),
-                                        "sentences": len(sub.sentences)}
-    del models
+                                        "sentences": len(scores["fp32-opt"]["fewrel"])}
     group["agreement"] = agreement
     return group
-
-
-def _as_relation(item) -> tuple:
-    """A relation tuple back from a worker (lists after pickling) → hashable."""
-    i, head, tail, label = item
-    return (i, tuple(head), tuple(tail), label)
 
 
 def side_by_side_ng(args, workloads: dict[str, W.Workload], n: int, kind: str) -> dict[str, Any]:
@@ -805,7 +800,7 @@ def main(argv=None) -> int:
                                       "training_processes": prior.get("training_processes")}
             log(f"[{kind}] reused from {args.reuse_from} ({prior['date']})")
             continue
-        group = run_glirel_group(kind, args, workloads, report)
+        group = run_glirel_group(kind, args, workloads)
         group.pop("fp32_model", None)
         group.pop("int8_model", None)
         group["ops"] = {}

@@ -22,7 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 PAUSE_S = 0.3  # between two timed calls: lets the previous system's spinning threads go idle
 
@@ -195,16 +195,16 @@ class SystemProcess:
         self.close()
 
 
-def round_robin(systems: list[SystemProcess], args: tuple, kwargs: dict, repeats: int, warmup: Optional[tuple] = None,
+def round_robin(systems: list[SystemProcess], args: tuple, kwargs: dict, repeats: int,
                 load_average=None) -> dict[str, dict[str, Any]]:
-    """Warm each system once (on `warmup` args, else `args`), then `repeats` rounds of `predict(*args, **kwargs)`.
+    """Warm each system once on the same inputs, then `repeats` rounds of `predict(*args, **kwargs)`.
 
     The order rotates each round so a burst of outside load hits every system alike.
     Returns per system: seconds of each timed call, their median, the relations of the
     last call and the 1-minute load average before each call.
     """
     for system in systems:
-        system.call("predict", *(warmup or args), **kwargs)
+        system.call("predict", *args, **kwargs)
     times: dict[str, list[float]] = {s.name: [] for s in systems}
     loads: dict[str, list[float]] = {s.name: [] for s in systems}
     relations: dict[str, list] = {}

@@ -182,17 +182,25 @@ class PairBuilder(nn.Module):
         self.span_marker = markers[span_marker_mode](hidden_size)
         self.out_project = FeedForward(hidden_size * 2, hidden_size * 4, hidden_size)
 
+    def _entity_halves(self, words: torch.Tensor, span_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`out_project`'s first Linear on cat[head, tail], split into its head and tail blocks and
+        computed once per entity (bias on the head half): [B, E, 4D] each."""
+        entities = self.span_marker(words, span_index)  # [B, E, D]
+        first = self.out_project[0]
+        w_head, w_tail = first.weight.split(entities.size(-1), dim=1)  # [4D, D] each
+        return F.linear(entities, w_head, first.bias), F.linear(entities, w_tail)
+
+    def _activate(self, first_layer: torch.Tensor) -> torch.Tensor:
+        _, activation, dropout, _ = self.out_project
+        return dropout(activation(first_layer))
+
     def hidden(self, words: torch.Tensor, span_index: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
         """The pair FFN's hidden layer, [B, P, 4D]: everything of a pair vector but `out_project`'s last Linear."""
-        entities = self.span_marker(words, span_index)  # [B, E, D]
-        # out_project(cat[head, tail]): its first Linear splits into a head and a tail block,
-        # computed once per entity and gathered per pair, instead of once per pair
-        first, activation, dropout, _ = self.out_project
-        w_head, w_tail = first.weight.split(entities.size(-1), dim=1)  # [4D, D] each
-        # pair_index never holds -1 (padded pairs are (0, 0), whose logits the runtime ignores)
-        head = gather_rows(F.linear(entities, w_head, first.bias), pair_index[:, :, 0], index_may_be_missing=False)  # [B, P, 4D]
-        tail = gather_rows(F.linear(entities, w_tail), pair_index[:, :, 1], index_may_be_missing=False)  # [B, P, 4D]
-        return dropout(activation(head + tail))
+        head, tail = self._entity_halves(words, span_index)  # [B, E, 4D] each
+        # gathered per pair; pair_index never holds -1 (padded pairs are (0, 0), whose logits the runtime ignores)
+        head = gather_rows(head, pair_index[:, :, 0], index_may_be_missing=False)  # [B, P, 4D]
+        tail = gather_rows(tail, pair_index[:, :, 1], index_may_be_missing=False)  # [B, P, 4D]
+        return self._activate(head + tail)
 
     def all_pairs_hidden(self, words: torch.Tensor, span_index: torch.Tensor) -> torch.Tensor:
         """`hidden` for every ordered (head, tail) entity pair, self-pairs included: [B, E, E, 4D], no gathers.
@@ -200,12 +208,8 @@ class PairBuilder(nn.Module):
         Cheaper than `hidden` when nearly all E² − E pairs are scored (no pair window): the
         per-entity halves are broadcast-added instead of gathered twice per pair.
         """
-        entities = self.span_marker(words, span_index)  # [B, E, D]
-        first, activation, dropout, _ = self.out_project
-        w_head, w_tail = first.weight.split(entities.size(-1), dim=1)  # [4D, D] each
-        head = F.linear(entities, w_head, first.bias).unsqueeze(2)  # [B, E, 1, 4D]
-        tail = F.linear(entities, w_tail).unsqueeze(1)  # [B, 1, E, 4D]
-        return dropout(activation(head + tail))  # [B, E, E, 4D]
+        head, tail = self._entity_halves(words, span_index)  # [B, E, 4D] each
+        return self._activate(head.unsqueeze(2) + tail.unsqueeze(1))  # [B, E, 1, 4D] + [B, 1, E, 4D] → [B, E, E, 4D]
 
     @property
     def last_layer(self) -> nn.Linear:

@@ -133,9 +133,7 @@ def test_reduced_precision_and_optimized_exports(checkpoint, tmp_path, options):
     if options.precision == "fp32":
         assert report["max_abs_diff"] <= 1e-4
     if options.precision == "int8":  # encoder quantised, head (pooling, LSTM, pairs, scorer) kept fp32
-        import onnx
-
-        from glirel_export.quantize import classify_nodes
+        from glirel_export.quantize import classify_nodes, int8_exclusions
 
         graph = onnx.load(str(tmp_path / "out" / "model.onnx")).graph
         classes = classify_nodes(graph)
@@ -145,8 +143,7 @@ def test_reduced_precision_and_optimized_exports(checkpoint, tmp_path, options):
         per_channel_scales = [t for t in graph.initializer if t.name.endswith("_scale") and len(t.dims) == 1 and t.dims[0] > 1]
         assert per_channel_scales, "weights were not quantised per channel"
         assert report["quantization"]["head_nodes_kept_fp32"] > 0
-        from glirel_export.quantize import int8_exclusions  # FFN output projections (after GELU) stay fp32 MatMuls
-
+        # FFN output projections (after GELU) stay fp32 MatMuls
         kept = int8_exclusions(graph)["ffn_output"]
         assert kept and len(kept) == report["quantization"]["ffn_output_matmuls_kept_fp32"]
     model = GLiREL(tmp_path / "out", providers="cpu")
