@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional
 
 import numpy as np
 
@@ -172,7 +171,6 @@ class RelationPromptNG:
 
         labels = workload.labels
         label_ids = [self._ids([" " + l])[0][1:-1] for l in labels]
-        prefix_len = {}
         out = []
         with torch.inference_mode():
             for start in range(0, len(workload.sentences), batch_size):

@@ -92,9 +92,12 @@ def system_specs(kind: str, args, checkpoint: Path, artifacts: dict[str, tuple[P
     specs.append(("runtime int8", SystemSpec("runtime", str(artifacts["int8"][0]), t)))
     if "int8-unfused" in artifacts:
         specs.append(("runtime int8, no --optimize", SystemSpec("runtime", str(artifacts["int8-unfused"][0]), t)))
-    if "fp16" in artifacts:  # GPU rows: untested here (no GPU was lent while this harness was written)
-        specs += [("runtime fp32 [GPU, CUDA]", SystemSpec("runtime", str(artifacts["fp32-opt"][0]), t, {"providers": "cuda"})),
+    if "fp16" in artifacts:  # GPU rows: never run yet (no GPU with onnxruntime-gpu has been available; docs/speed.md)
+        specs += [("glirel (PyTorch) [GPU]", SystemSpec("glirel", str(checkpoint), t, {"device": "cuda"})),
+                  ("runtime fp32 [GPU, CUDA]", SystemSpec("runtime", str(artifacts["fp32-opt"][0]), t, {"providers": "cuda"})),
                   ("runtime fp16 [GPU, CUDA]", SystemSpec("runtime", str(artifacts["fp16"][0]), t, {"providers": "cuda"})),
+                  ("runtime fp16 [GPU, CUDA, no IO binding]",
+                   SystemSpec("runtime", str(artifacts["fp16"][0]), t, {"providers": "cuda", "io_binding": False})),
                   ("runtime fp16 [GPU, TensorRT]", SystemSpec("runtime", str(artifacts["fp16"][0]), t, {"providers": "tensorrt"}))]
     return specs
 
@@ -531,7 +534,7 @@ def targets(report: dict) -> list[dict]:
                                       f"({bd['pairs_per_text']} pairs), {variant}", "figure": f"{pct}%",
                             "met": pct is not None and pct <= 10.0})
     large = groups.get("deberta-v3-large")
-    gpu_rows = {k: v for k, v in (large or {}).get("systems", {}).items() if "[GPU" in k}
+    gpu_rows = {k: v for k, v in (large or {}).get("systems", {}).items() if "[GPU" in k and k.startswith("runtime")}
     if gpu_rows and "fewrel" in report["workloads"]:
         best_name, best = max(gpu_rows.items(), key=lambda kv: kv[1]["fewrel"]["sentences_per_s"])
         rate = best["fewrel"]["sentences_per_s"]
@@ -571,15 +574,17 @@ def markdown(report: dict) -> str:
     for group in report["glirel"]:
         ref = group["systems"]["glirel (PyTorch)"]
         lines += [f"**{group['title']}** ({group['checkpoint_note']})", "",
-                  "| system | " + " | ".join(f"× glirel, {wtitle.get(w, w)}" for w in ws) + " | "
+                  "| system | " + " | ".join(f"× glirel (same device), {wtitle.get(w, w)}" for w in ws) + " | "
                   + " | ".join(f"× {b}, {wtitle.get(w, w)}" for b in report.get("baselines", {}) for w in ws) + " |",
                   "|---|" + "---:|" * (len(ws) * (1 + len(report.get("baselines", {})))) ]
         for name, row in group["systems"].items():
-            cells = [f"{row[w]['sentences_per_s'] / ref[w]['sentences_per_s']:.2f}" for w in ws]
+            on_gpu = "[GPU" in name  # GPU rows compare with glirel on the GPU; the baselines ran on the CPU only
+            base = group["systems"].get("glirel (PyTorch) [GPU]", ref) if on_gpu else ref
+            cells = [f"{row[w]['sentences_per_s'] / base[w]['sentences_per_s']:.2f}" for w in ws]
             for b in report.get("baselines", {}).values():
                 for w in ws:
                     rate = b["rows"].get(w, {}).get("sentences_per_s")
-                    cells.append(f"{row[w]['sentences_per_s'] / rate:.2f}" if rate else "–")
+                    cells.append(f"{row[w]['sentences_per_s'] / rate:.2f}" if rate and not on_gpu else "–")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     rp = report.get("baselines", {}).get("RelationPrompt")

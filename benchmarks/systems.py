@@ -34,7 +34,7 @@ def chunks(seq: list, size: int) -> list[list]:
 class Reference:
     """glirel's PyTorch model, called the way its users call it: one batch of 32 at a time, input order."""
 
-    def __init__(self, checkpoint: Path, threads: int):
+    def __init__(self, checkpoint: Path, threads: int, device: str = "cpu"):
         import torch
         from glirel import GLiREL as ReferenceGLiREL
 
@@ -43,6 +43,8 @@ class Reference:
             model_id=str(checkpoint), revision=None, cache_dir=None, force_download=False, proxies=None,
             resume_download=False, local_files_only=True, token=None)
         self.model.eval()
+        if device != "cpu":
+            self.model.to(device)
 
     def predict(self, texts, labels, ner, threshold=0.5, batch_size=32, workload=None):
         # `workload` (ignored) is what the baselines read their inputs from
@@ -60,10 +62,11 @@ class Reference:
 class Runtime:
     """glirel_runtime.GLiREL; `bucketing=False` feeds it one batch of 32 at a time in input order."""
 
-    def __init__(self, artifact: Path, threads: int, bucketing: bool = True, providers: str = "cpu", spinning: bool = True):
+    def __init__(self, artifact: Path, threads: int, bucketing: bool = True, providers: str = "cpu", spinning: bool = True,
+                 io_binding: bool | None = None):
         from glirel_runtime import GLiREL
 
-        self.model = GLiREL(artifact, providers=providers, threads=threads)
+        self.model = GLiREL(artifact, providers=providers, threads=threads, io_binding=io_binding)
         self.bucketing = bucketing
         if not spinning:  # EXPERIMENT: the runtime's session options + no busy-waiting intra-op threads
             import onnxruntime as ort
@@ -121,7 +124,7 @@ class SystemSpec:
 
     def build(self):
         if self.kind == "glirel":
-            return Reference(Path(self.path), self.threads)
+            return Reference(Path(self.path), self.threads, **self.options)
         if self.kind == "runtime":
             return Runtime(Path(self.path), self.threads, **self.options)
         if self.kind == "relationprompt-ng":

@@ -13,12 +13,22 @@ Usage (from the repository root):
   (`benchmarks.ort_profile.graph_breakdown`); encoder time = graph time × that share.
 
 Each system runs in its own process (see `benchmarks/systems.py` for why).
+
+Compute ceiling: each process also counts the encoder's floating-point work on
+the padded batches it actually ran (GEMMs and attention, from the encoder's
+`config.json`), divides it by its encoder time, and measures the machine's fp32
+GEMM rate with its own library at the FFN's shape (`torch.matmul` for `glirel`,
+an onnxruntime MatMul for the runtime). With both systems, the summary line
+bounds the runtime's fp32 speed-up over `glirel`: the runtime's time with its
+non-encoder part unchanged and its encoder at the best GEMM rate measured; the
+int8 bound does the same with onnxruntime's int8 GEMM rate (the encoder's
+element-wise and attention work counted as if it were int8 GEMM too, which
+flatters the bound).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -32,11 +42,14 @@ from benchmarks import workloads as W  # noqa: E402
 from benchmarks.models import build_artifact, build_checkpoint  # noqa: E402
 
 
-def _timed_method(owner, name: str) -> list[float]:
-    """Replace `owner.name` by a wrapper adding its seconds to the returned one-element list."""
+def _timed_method(owner, name: str, shapes: list | None = None) -> list[float]:
+    """Replace `owner.name` by a wrapper adding its seconds to the returned one-element list
+    (and, with `shapes`, appending the shape of its `input_ids` argument)."""
     method, spent = getattr(owner, name), [0.0]
 
     def timed(*a, **k):
+        if shapes is not None:
+            shapes.append(tuple(k["input_ids"].shape if "input_ids" in k else a[0].shape))
         started = time.perf_counter()
         out = method(*a, **k)
         spent[0] += time.perf_counter() - started
@@ -46,14 +59,90 @@ def _timed_method(owner, name: str) -> list[float]:
     return spent
 
 
-def _median_seconds(call, repeats: int) -> float:
-    call()  # warm-up on the same inputs
-    times = []
+def encoder_gflop(encoder_config: dict, batch_shapes: list[tuple[int, int]]) -> float:
+    """Floating-point work (GFLOP) of a BERT-style encoder on padded batches of shape [batch, subwords].
+
+    Per layer and sequence of S subwords: Q, K, V, output and the two FFN GEMMs,
+    2·S·(4h² + 2h·i), plus the attention products, 4·S²·h (embeddings and
+    element-wise ops left out).
+
+    Example:
+        >>> round(encoder_gflop({"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6}, [(32, 70)]), 1)
+        49.0
+    """
+    h, i, layers = encoder_config["hidden_size"], encoder_config["intermediate_size"], encoder_config["num_hidden_layers"]
+    flop = sum(batch * layers * (2 * length * (4 * h * h + 2 * h * i) + 4 * length * length * h) for batch, length in batch_shapes)
+    return flop / 1e9
+
+
+def gemm_rate(library: str, rows: int, inner: int, columns: int, threads: int, repeats: int = 20) -> float:
+    """Best GFLOP/s (GOP/s for int8) of one [rows, inner] × [inner, columns] product.
+
+    `library`: "torch" (fp32), "onnxruntime" (fp32 MatMul) or "onnxruntime-int8"
+    (DynamicQuantizeMatMul with per-channel int8 weights, the op `--quantize int8`
+    graphs run, input quantisation included).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((rows, inner), dtype=np.float32)
+    b = rng.standard_normal((inner, columns), dtype=np.float32)
+    if library == "torch":
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        run = lambda: torch.matmul(ta, tb)  # noqa: E731
+    else:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+
+        if library == "onnxruntime-int8":
+            weights = [numpy_helper.from_array(rng.integers(-127, 128, (inner, columns), dtype=np.int8), "b"),
+                       numpy_helper.from_array(np.full(columns, 0.01, np.float32), "scale"),
+                       numpy_helper.from_array(np.zeros(columns, np.int8), "zero_point")]
+            node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "scale", "zero_point"], ["c"], domain="com.microsoft")
+        else:
+            weights, node = [numpy_helper.from_array(b, "b")], helper.make_node("MatMul", ["a", "b"], ["c"])
+        graph = helper.make_graph(
+            [node], "gemm", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [rows, inner])],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT, [rows, columns])], weights)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+        run = lambda: session.run(None, {"a": a})  # noqa: E731
+    run()
+    best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return 2 * rows * inner * columns / best / 1e9
+
+
+def _ceiling_fields(encoder_config: dict, shapes: list[tuple[int, int]], encoder_s: float, library: str, threads: int) -> dict:
+    gflop = encoder_gflop(encoder_config, shapes)
+    tokens = sum(b * s for b, s in shapes) // max(len(shapes), 1)  # a typical batch's rows
+    h, i = encoder_config["hidden_size"], encoder_config["intermediate_size"]
+    fields = {"encoder_gflop": gflop, "encoder_gflop_per_s": gflop / encoder_s,
+              "gemm_gflop_per_s": gemm_rate(library, tokens, h, i, threads), "gemm_library": library,
+              "padded_subwords": sum(b * s for b, s in shapes)}
+    if library == "onnxruntime":
+        fields["int8_gemm_gop_per_s"] = gemm_rate("onnxruntime-int8", tokens, h, i, threads)
+    return fields
+
+
+def _median_split(call, inside: list[float], repeats: int) -> tuple[float, float]:
+    """(wall seconds, seconds counted in `inside`) of the median-time call, after a warm-up on the same inputs."""
+    call()
+    runs = []
+    for _ in range(repeats):
+        inside[0] = 0.0
+        started = time.perf_counter()
         call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        runs.append((time.perf_counter() - started, inside[0]))
+    runs.sort()
+    return runs[len(runs) // 2]
 
 
 def glirel_split(args, workload: W.Workload) -> dict:
@@ -61,12 +150,15 @@ def glirel_split(args, workload: W.Workload) -> dict:
 
     checkpoint, _ = build_checkpoint("minilm", Path(args.cache_dir), use_trained=not args.no_trained)
     reference = Reference(checkpoint, args.threads)
-    inside = _timed_method(reference.model.token_rep_layer.bert_layer.model, "forward")
+    encoder = reference.model.token_rep_layer.bert_layer.model
+    shapes: list[tuple[int, int]] = []
+    inside = _timed_method(encoder, "forward", shapes)
     texts, ner = workload.texts(), workload.ner()
-    total = _median_seconds(lambda: reference.predict(texts, workload.labels, ner, batch_size=args.batch_size), args.repeats)
-    inside[0] = 0.0
-    reference.predict(texts, workload.labels, ner, batch_size=args.batch_size)
-    return {"system": "glirel (PyTorch)", "total_s": total, "encoder_s": inside[0], "encoder_pct": 100.0 * inside[0] / total}
+    total, encoder_s = _median_split(lambda: reference.predict(texts, workload.labels, ner, batch_size=args.batch_size),
+                                     inside, args.repeats)
+    shapes = shapes[: len(shapes) // (args.repeats + 1)]  # every call ran the same batches
+    return {"system": "glirel (PyTorch)", "total_s": total, "encoder_s": encoder_s, "encoder_pct": 100.0 * encoder_s / total,
+            **_ceiling_fields(encoder.config.to_dict(), shapes, encoder_s, "torch", args.threads)}
 
 
 def runtime_split(args, workload: W.Workload) -> dict:
@@ -78,10 +170,8 @@ def runtime_split(args, workload: W.Workload) -> dict:
     runtime = Runtime(artifact, args.threads)
     inside = _timed_method(runtime.model.session, "run")
     texts, ner = workload.texts(), workload.ner()
-    total = _median_seconds(lambda: runtime.predict(texts, workload.labels, ner, batch_size=args.batch_size), args.repeats)
-    inside[0] = 0.0
-    runtime.predict(texts, workload.labels, ner, batch_size=args.batch_size)
-    graph_s = inside[0]
+    total, graph_s = _median_split(lambda: runtime.predict(texts, workload.labels, ner, batch_size=args.batch_size),
+                                   inside, args.repeats)
     # the same batches the runtime runs: sorted by length, `batch_size` per batch
     model = runtime.model
     spec = check_labels(workload.labels)
@@ -91,9 +181,23 @@ def runtime_split(args, workload: W.Workload) -> dict:
     batches = [model.features.pad(encoded[i:i + args.batch_size]) for i in range(0, len(encoded), args.batch_size)]
     node_ms = graph_breakdown(artifact / "model.onnx", batches, args.threads, runs=2)["node_ms"]
     encoder = graph_s * node_ms.get("encoder", 0.0) / sum(node_ms.values())
+    encoder_config = json.loads((Path(model.config.source["encoder"]) / "config.json").read_text())
     return {"system": "runtime fp32", "total_s": total, "graph_s": graph_s, "encoder_s": encoder,
             "encoder_pct": 100.0 * encoder / total,
-            "padding_pct": 100.0 * (1 - sum(e.input_ids.shape[0] for e in encoded) / sum(b["input_ids"].size for b in batches))}
+            "padding_pct": 100.0 * (1 - sum(e.input_ids.shape[0] for e in encoded) / sum(b["input_ids"].size for b in batches)),
+            **_ceiling_fields(encoder_config, [b["input_ids"].shape for b in batches], encoder, "onnxruntime", args.threads)}
+
+
+def speedup_bound(glirel: dict, runtime: dict) -> dict:
+    """The runtime's best possible fp32 speed-up over `glirel` if its encoder ran at the best GEMM rate measured."""
+    peak = max(glirel["gemm_gflop_per_s"], runtime["gemm_gflop_per_s"])
+    rest_s = runtime["total_s"] - runtime["encoder_s"]  # tokenisation, pair head, decoding: kept as measured
+    return {"measured_speedup": glirel["total_s"] / runtime["total_s"], "gemm_peak_gflop_per_s": peak,
+            "speedup_bound": glirel["total_s"] / (rest_s + runtime["encoder_gflop"] / peak),
+            "int8_gemm_gop_per_s": runtime["int8_gemm_gop_per_s"],
+            "int8_speedup_bound": glirel["total_s"] / (rest_s + runtime["encoder_gflop"] / runtime["int8_gemm_gop_per_s"]),
+            "glirel_encoder_pct_of_peak": 100.0 * glirel["encoder_gflop_per_s"] / peak,
+            "runtime_encoder_pct_of_peak": 100.0 * runtime["encoder_gflop_per_s"] / peak}
 
 
 def main(argv=None) -> int:
@@ -109,8 +213,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.system == "both":  # one process per system
         passed = list(argv if argv is not None else sys.argv[1:])
+        results = {}
         for system in ("glirel", "runtime"):
-            subprocess.run([sys.executable, "-m", "benchmarks.time_split", *passed, "--system", system], check=True, cwd=REPO)
+            done = subprocess.run([sys.executable, "-m", "benchmarks.time_split", *passed, "--system", system],
+                                  check=True, cwd=REPO, stdout=subprocess.PIPE, text=True)
+            print(done.stdout, end="")
+            results[system] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps({"summary": speedup_bound(results["glirel"], results["runtime"])}))
         return 0
     data_dir = Path(args.data_dir)
     if not (data_dir / "fewrel" / "val_wiki.json").is_file():

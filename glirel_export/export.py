@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
 from glirel_runtime.artifact import (
-    CONFIG_FILE, GRAPH_INPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig,
+    GRAPH_INPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig,
 )
 from glirel_runtime.features import FeatureBuilder
 

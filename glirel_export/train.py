@@ -24,7 +24,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,8 +272,6 @@ def quick_eval(model: GLiRELForExport, builder: BatchBuilder, data_dir: str, per
             inputs, _, _ = builder.build(chunk, [labels] * len(chunk))
             logits = model(**inputs)[0]
             for row, inst in enumerate(chunk):
-                (hs, he), (ts, te) = inst["relations"][0]["head"]["position"], inst["relations"][0]["tail"]["position"]
-                spans = [tuple(x[:2]) for x in inst["ner"]]
                 enc_pairs = inputs["pair_index"][row]
                 # pair 0→1 is (head, tail): ner lists head first
                 p = next(i for i, (h, t) in enumerate(enc_pairs.tolist()) if (h, t) == (0, 1))

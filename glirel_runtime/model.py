@@ -11,8 +11,8 @@ import numpy as np
 from .artifact import CONFIG_FILE, GRAPH_INPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig
 from .decoding import constraint_mask, relation_dicts, select
 from .features import EncodedText, FeatureBuilder
-from .pairs import count_pairs
-from .providers import ProviderSpec, create_session
+from .providers import TENSORRT, ProviderSpec, create_session, run_with_io_binding, uses_gpu
+from .trt_profile import ShapeLimits, profile_options
 from .validation import InputError, LabelSpec, TextItem, check_item, check_labels, check_threshold, check_top_k
 
 DEFAULT_MAX_PAIRS = 250_000
@@ -64,11 +64,25 @@ class GLiREL:
         providers: Union[str, Sequence[ProviderSpec]] = "auto",
         threads: Optional[int] = None,
         max_pairs: int = DEFAULT_MAX_PAIRS,
+        io_binding: Optional[bool] = None,
+        shape_limits: Optional[ShapeLimits] = None,
     ):
+        """`providers`: "auto", "cpu", "cuda", "tensorrt" or onnxruntime's provider list.
+        `io_binding`: run through an IO binding (default: on CUDA/TensorRT only).
+        `shape_limits`: the TensorRT engine's input range (see `trt_profile`); used, and
+        enforced with clear errors, only when TensorRT runs the session.
+        """
         self.artifact_dir = Path(artifact_dir)
         self.config = ArtifactConfig.load(self.artifact_dir)
         self.features = FeatureBuilder(self.artifact_dir / TOKENIZER_FILE, self.config)
-        self.session = create_session(self.artifact_dir / MODEL_FILE, providers, threads)
+        if shape_limits is not None and not isinstance(shape_limits, ShapeLimits):
+            raise TypeError(f"shape_limits must be a ShapeLimits, got {type(shape_limits).__name__}")
+        limits = (shape_limits or ShapeLimits()).resolve(self.config)
+        self.session = create_session(self.artifact_dir / MODEL_FILE, providers, threads, tensorrt_options=profile_options(limits))
+        self.shape_limits: Optional[ShapeLimits] = limits if TENSORRT in self.session.get_providers() else None
+        if io_binding is not None and not isinstance(io_binding, bool):
+            raise TypeError(f"io_binding must be True, False or None, got {io_binding!r}")
+        self.io_binding = uses_gpu(self.session) if io_binding is None else io_binding
         input_names = [i.name for i in self.session.get_inputs()]
         if sorted(input_names) != sorted(GRAPH_INPUTS):
             raise ValueError(f"{self.artifact_dir / MODEL_FILE} has inputs {input_names}, the contract says {list(GRAPH_INPUTS)}")
@@ -198,6 +212,9 @@ class GLiREL:
     # ----------------------------------------------------------------- internals
 
     def _check_prompt(self, spec: LabelSpec) -> None:
+        if self.shape_limits is not None and len(spec.labels) > self.shape_limits.labels:
+            raise ValueError(f"{len(spec.labels)} labels exceed the TensorRT engine's limit of {self.shape_limits.labels}: "
+                             f"pass shape_limits=ShapeLimits(labels=...) when loading the model")
         limit = self.config.max_subwords
         if limit is not None:
             prompt_length = self.features.count_subwords([self.features.prompt(spec.labels)])[0]
@@ -264,14 +281,27 @@ class GLiREL:
         if pairs > self.max_pairs:
             return (f"{len(item.spans)} entities give {pairs} pairs, over max_pairs={self.max_pairs}: "
                     f"split the text, or raise max_pairs if memory allows")
+        limits = self.shape_limits
+        if limits is not None:
+            sizes = {"subwords": encoded.input_ids.shape[0], "words": encoded.word_index.shape[0],
+                     "entities": encoded.span_index.shape[0], "pairs": pairs}
+            for axis, size in sizes.items():
+                if size > getattr(limits, axis):
+                    return (f"text has {size} {axis}, over the TensorRT engine's limit of {getattr(limits, axis)}: "
+                            f"pass shape_limits=ShapeLimits({axis}=...) when loading the model")
         return None
 
     def _run(self, jobs: list[tuple[int, EncodedText]], num_labels: int, batch_size: int, progress: Any) -> Iterator[tuple[int, PairScores]]:
         """Run jobs in batches of similar subword length; yields (row, scores)."""
         jobs = sorted(jobs, key=lambda job: job[1].input_ids.shape[0])
+        if self.shape_limits is not None:
+            batch_size = min(batch_size, self.shape_limits.batch)
         for batch in self._batches(jobs, batch_size):
             inputs = self.features.pad([enc for _, enc in batch])
-            outputs = dict(zip(self.output_names, self.session.run(None, inputs)))
+            if self.io_binding:
+                outputs = dict(zip(self.output_names, run_with_io_binding(self.session, inputs, self.output_names)))
+            else:
+                outputs = dict(zip(self.output_names, self.session.run(None, inputs)))
             logits = outputs["logits"].astype(np.float32)  # [B, P, L]
             probabilities = 1.0 / (1.0 + np.exp(-logits))
             coref = outputs.get("coref_logits")

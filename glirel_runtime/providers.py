@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+import numpy as np
 import onnxruntime as ort
 
 TENSORRT = "TensorrtExecutionProvider"
@@ -35,7 +36,7 @@ def resolve_providers(providers: Union[str, Sequence[ProviderSpec]] = "auto") ->
     resolved = list(providers)
     if not resolved:
         raise ValueError("providers is empty")
-    names = [p[0] if isinstance(p, tuple) else p for p in resolved]
+    names = [provider_name(p) for p in resolved]
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"provider {name!r} is not a provider name")
@@ -47,29 +48,77 @@ def resolve_providers(providers: Union[str, Sequence[ProviderSpec]] = "auto") ->
     return resolved
 
 
-def _with_defaults(provider: ProviderSpec, cache_dir: Optional[Path]) -> ProviderSpec:
-    """TensorRT gets an engine cache and fp16 kernels; CUDA gets its default options."""
-    if provider == TENSORRT and cache_dir is not None:
-        return (TENSORRT, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir), "trt_fp16_enable": True})
-    return provider
+def provider_name(provider: ProviderSpec) -> str:
+    return provider[0] if isinstance(provider, tuple) else provider
 
 
-def create_session(model_path: str | Path, providers: Union[str, Sequence[ProviderSpec]] = "auto", threads: Optional[int] = None) -> ort.InferenceSession:
-    """An `InferenceSession` on the requested providers; warns when onnxruntime fell back."""
+def _with_defaults(provider: ProviderSpec, cache_dir: Path, tensorrt_options: dict[str, Any]) -> ProviderSpec:
+    """TensorRT gets an engine cache, fp16 kernels and `tensorrt_options`; options the caller gave win."""
+    if provider_name(provider) != TENSORRT:
+        return provider
+    options: dict[str, Any] = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir), "trt_fp16_enable": True}
+    options.update(tensorrt_options)
+    if isinstance(provider, tuple):
+        options.update(provider[1])
+    return (TENSORRT, options)
+
+
+def create_session(
+    model_path: str | Path, providers: Union[str, Sequence[ProviderSpec]] = "auto", threads: Optional[int] = None,
+    tensorrt_options: Optional[dict[str, Any]] = None,
+) -> ort.InferenceSession:
+    """An `InferenceSession` on the requested providers; warns when onnxruntime fell back.
+
+    `tensorrt_options` (e.g. the shape profile from `trt_profile.profile_options`)
+    are added to TensorRT's defaults when TensorRT is requested.
+    """
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     requested = resolve_providers(providers)
     cache_dir = Path(os.environ.get("GLIREL_ONNX_TRT_CACHE", Path.home() / ".cache" / "glirel-onnx" / "trt"))
-    if any((p[0] if isinstance(p, tuple) else p) == TENSORRT for p in requested):
+    if any(provider_name(p) == TENSORRT for p in requested):
         cache_dir.mkdir(parents=True, exist_ok=True)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(model_path), sess_options=options, providers=[_with_defaults(p, cache_dir) for p in requested])
-    first = requested[0][0] if isinstance(requested[0], tuple) else requested[0]
+    session = ort.InferenceSession(str(model_path), sess_options=options,
+                                   providers=[_with_defaults(p, cache_dir, tensorrt_options or {}) for p in requested])
+    first = provider_name(requested[0])
     used = session.get_providers()
     if first not in used:
         warnings.warn(f"onnxruntime could not use {first}; running on {used}", RuntimeWarning, stacklevel=3)
     return session
+
+
+def uses_gpu(session: ort.InferenceSession) -> bool:
+    """Whether the session runs on CUDA or TensorRT."""
+    return any(name in (CUDA, TENSORRT) for name in session.get_providers())
+
+
+def run_with_io_binding(session: ort.InferenceSession, inputs: dict[str, np.ndarray], output_names: Sequence[str]) -> list[np.ndarray]:
+    """`session.run` through an IO binding: outputs stay where the graph wrote them until one copy back.
+
+    On CUDA/TensorRT the inputs are copied to the device once and the outputs are
+    allocated there by onnxruntime, then copied to host together, instead of
+    `session.run`'s per-call staging. On CPU it is equivalent to `session.run`.
+
+    Example:
+        >>> logits, = run_with_io_binding(session, inputs, ["logits"])  # doctest: +SKIP
+    """
+    device, device_id = "cpu", 0
+    if uses_gpu(session):
+        device = "cuda"
+        provider_options = session.get_provider_options()
+        for name in (CUDA, TENSORRT):
+            if name in provider_options:
+                device_id = int(provider_options[name].get("device_id", 0))
+                break
+    binding = session.io_binding()
+    for name, array in inputs.items():
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), device, device_id))
+    for name in output_names:
+        binding.bind_output(name, device, device_id)
+    session.run_with_iobinding(binding)
+    return binding.copy_outputs_to_cpu()

@@ -310,3 +310,75 @@ def test_positional_arguments_follow_glirel(model):
     assert positional == model.predict_relations(TOKENS, LABELS, ner=NER, threshold=0.0, top_k=1)
     with pytest.raises(ValueError, match="ground_truth_relations"):
         model.predict_relations(TOKENS, LABELS, ner=NER, ground_truth_relations=[{"head": {}}])
+
+
+# ----------------------------------------------------------------------------- GPU-path logic (checked on CPU)
+
+
+def test_io_binding_gives_the_same_scores(variants):
+    artifact = variants["deberta-dot"].artifact
+    plain = GLiREL(artifact, providers="cpu", threads=1)
+    bound = GLiREL(artifact, providers="cpu", threads=1, io_binding=True)
+    assert plain.io_binding is False and bound.io_binding is True  # default: only on CUDA/TensorRT
+    texts, ner = [TOKENS, TOKENS[:6]], [NER, NER[:2]]
+    for a, b in zip(plain.score_pairs(texts, LABELS, ner), bound.score_pairs(texts, LABELS, ner)):
+        assert np.array_equal(a.heads, b.heads) and np.array_equal(a.tails, b.tails)
+        assert np.allclose(a.probabilities, b.probabilities, atol=1e-6, rtol=0)
+    with pytest.raises(TypeError, match="io_binding"):
+        GLiREL(artifact, providers="cpu", io_binding="yes")
+
+
+def test_tensorrt_profile_covers_every_input(variants):
+    from glirel_runtime.artifact import GRAPH_INPUTS, ArtifactConfig
+    from glirel_runtime.trt_profile import ShapeLimits, profile_options
+
+    config = ArtifactConfig(max_words=100, max_subwords=None)
+    limits = ShapeLimits(batch=16, entities=10).resolve(config)
+    assert (limits.subwords, limits.words, limits.pairs) == (512, 100, 90)
+    options = profile_options(limits)
+    parsed = {kind: dict(item.split(":") for item in options[f"trt_profile_{kind}_shapes"].split(",")) for kind in ("min", "opt", "max")}
+    for kind in parsed:
+        assert list(parsed[kind]) == list(GRAPH_INPUTS)
+    assert parsed["max"]["input_ids"] == "16x512" and parsed["max"]["pair_index"] == "16x90x2" and parsed["max"]["text_lengths"] == "16"
+    assert parsed["min"]["label_index"] == "1x1x2"
+    for name in GRAPH_INPUTS:  # min <= opt <= max on every axis
+        low, mid, high = ([int(d) for d in parsed[kind][name].split("x")] for kind in ("min", "opt", "max"))
+        assert all(a <= b <= c for a, b, c in zip(low, mid, high)), name
+    with pytest.raises(ValueError, match="entities"):
+        ShapeLimits(entities=1)
+    with pytest.raises(ValueError, match="ShapeLimits.batch"):
+        ShapeLimits(batch=0)
+    with pytest.raises(ValueError, match="resolve"):
+        profile_options(ShapeLimits())
+
+
+def test_tensorrt_options_merge_with_the_callers():
+    from pathlib import Path
+
+    from glirel_runtime.providers import TENSORRT, _with_defaults
+
+    profile = {"trt_profile_max_shapes": "input_ids:8x64"}
+    name, options = _with_defaults(TENSORRT, Path("/cache"), profile)
+    assert name == TENSORRT and options["trt_engine_cache_path"] == "/cache" and options["trt_profile_max_shapes"] == "input_ids:8x64"
+    _, options = _with_defaults((TENSORRT, {"trt_fp16_enable": False, "trt_profile_max_shapes": "mine"}), Path("/cache"), profile)
+    assert options["trt_fp16_enable"] is False and options["trt_profile_max_shapes"] == "mine"
+    assert _with_defaults("CPUExecutionProvider", Path("/cache"), profile) == "CPUExecutionProvider"
+
+
+def test_tensorrt_limits_are_enforced_before_the_engine(variants, monkeypatch):
+    """With TensorRT, batches stay inside the engine's profile and oversized items get a clear error."""
+    from glirel_runtime.trt_profile import ShapeLimits
+
+    model = GLiREL(variants["deberta-dot"].artifact, providers="cpu", threads=1)
+    model.shape_limits = ShapeLimits(batch=2, entities=3, labels=3).resolve(model.config)  # as a TensorRT session sets it
+    shapes = []
+    original = model.session.run
+    monkeypatch.setattr(model.session, "run", lambda names, inputs: shapes.append(inputs["pair_index"].shape) or original(names, inputs))
+    texts = [TOKENS] * 5
+    ner = [NER] * 4 + [NER + [[10, 10, "X", "."]]]  # the last has 4 entities, over the limit of 3
+    results = model.batch_predict_relations(texts, LABELS[:3], ner=ner, threshold=0.0, on_error="return")
+    assert [len(r) for r in results[:4]] == [18] * 4
+    assert isinstance(results[4], InputError) and "4 entities" in str(results[4]) and "ShapeLimits(entities" in str(results[4])
+    assert all(batch <= 2 and pairs <= 6 for batch, pairs, _ in shapes) and len(shapes) == 2
+    with pytest.raises(ValueError, match="4 labels exceed"):
+        model.predict_relations(TOKENS, LABELS, ner=NER)

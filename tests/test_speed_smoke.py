@@ -45,3 +45,22 @@ def test_speed_harness_end_to_end(tmp_path):
     breakdown = report["breakdown"]
     assert breakdown["fp32-opt"]["encoder_ms"] > 0 and breakdown["int8"]["encoder_ms"] > 0
     assert report["targets"]
+
+
+def test_compute_ceiling_arithmetic():
+    """benchmarks/time_split.py: FLOP count, GEMM-rate probes and the speed-up bound."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.time_split import encoder_gflop, gemm_rate, speedup_bound
+
+    one_layer = {"hidden_size": 4, "intermediate_size": 8, "num_hidden_layers": 1}
+    # 2 sequences of 3 subwords: 2·3·(4·16 + 2·4·8) GEMM + 4·9·4 attention = 768 + 144 FLOP each
+    assert encoder_gflop(one_layer, [(2, 3)]) * 1e9 == 2 * (2 * 3 * (4 * 16 + 2 * 4 * 8) + 4 * 9 * 4)
+    assert encoder_gflop({**one_layer, "num_hidden_layers": 3}, [(2, 3), (1, 5)]) == 3 * encoder_gflop(one_layer, [(2, 3), (1, 5)])
+    for library in ("torch", "onnxruntime", "onnxruntime-int8"):
+        assert gemm_rate(library, 64, 32, 48, threads=1, repeats=2) > 0
+    glirel = {"total_s": 3.0, "gemm_gflop_per_s": 100.0, "encoder_gflop_per_s": 50.0}
+    runtime = {"total_s": 2.0, "encoder_s": 1.5, "encoder_gflop": 100.0, "gemm_gflop_per_s": 200.0,
+               "encoder_gflop_per_s": 66.7, "int8_gemm_gop_per_s": 400.0}
+    bound = speedup_bound(glirel, runtime)
+    assert bound["measured_speedup"] == 1.5 and bound["gemm_peak_gflop_per_s"] == 200.0
+    assert bound["speedup_bound"] == 3.0 / (0.5 + 0.5) and bound["int8_speedup_bound"] == 3.0 / (0.5 + 0.25)
