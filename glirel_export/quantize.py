@@ -22,6 +22,14 @@ Reproduce a row with `glirel-export CKPT OUT --optimize --quantize int8` (or wit
 --per-relation 100`. The two middle rows are earlier versions of this recipe: per tensor is
 what `glirel_export/export.py` did at commit 9929696, per channel on the whole encoder is this
 module at commit 523aa48.
+
+Tried and not adopted (2026-11-26, the speed workload's 512 FewRel-shaped sentences, m = 10,
+against fp32: F1 38.34, 85 sentences/s on 2 cores): this recipe gives F1 38.24, the same top-1
+label for 91.3% of pairs, 115 sentences/s. Quantising the FFN output projections too gives
+38.44, 88.7%, 131 sentences/s. SmoothQuant-style smoothing of those projections' inputs
+(a per-channel 1/s before the MatMul, s folded into the weights, s from 128 calibration
+sentences) did not win the agreement back: α = 0.5 gave 83.6%, 0.8 gave 88.2%, 0.2 broke
+the model (13.2%).
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from .artifact import FORMAT_VERSION, ArtifactConfig
 from .model import GLiREL, PairScores
+from .trt_profile import ShapeLimits
 from .validation import InputError
 
-__all__ = ["ArtifactConfig", "FORMAT_VERSION", "GLiREL", "InputError", "PairScores", "__version__"]
+__all__ = ["ArtifactConfig", "FORMAT_VERSION", "GLiREL", "InputError", "PairScores", "ShapeLimits", "__version__"]

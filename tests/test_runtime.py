@@ -367,7 +367,7 @@ def test_tensorrt_options_merge_with_the_callers():
 
 def test_tensorrt_limits_are_enforced_before_the_engine(variants, monkeypatch):
     """With TensorRT, batches stay inside the engine's profile and oversized items get a clear error."""
-    from glirel_runtime.trt_profile import ShapeLimits
+    from glirel_runtime import ShapeLimits
 
     model = GLiREL(variants["deberta-dot"].artifact, providers="cpu", threads=1)
     model.shape_limits = ShapeLimits(batch=2, entities=3, labels=3).resolve(model.config)  # as a TensorRT session sets it
