@@ -67,6 +67,9 @@ class Runtime:
         from glirel_runtime import GLiREL
 
         self.model = GLiREL(artifact, providers=providers, threads=threads, io_binding=io_binding)
+        wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}.get(providers)
+        if wanted and self.model.session.get_providers()[0] != wanted:  # a fallback would time the wrong device
+            raise RuntimeError(f"asked for {wanted}; onnxruntime runs on {self.model.session.get_providers()}")
         self.bucketing = bucketing
         if not spinning:  # EXPERIMENT: the runtime's session options + no busy-waiting intra-op threads
             import onnxruntime as ort

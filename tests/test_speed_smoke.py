@@ -64,3 +64,25 @@ def test_compute_ceiling_arithmetic():
     bound = speedup_bound(glirel, runtime)
     assert bound["measured_speedup"] == 1.5 and bound["gemm_peak_gflop_per_s"] == 200.0
     assert bound["speedup_bound"] == 3.0 / (0.5 + 0.5) and bound["int8_speedup_bound"] == 3.0 / (0.5 + 0.25)
+
+
+def test_gpu_rows_that_cannot_run_are_left_out(variants):
+    """A GPU row whose worker cannot start is dropped with a log line; a failing CPU row stops the run.
+    (A provider no onnxruntime build has, so that the test means the same on a GPU machine.)"""
+    import pytest
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.speed import start_systems
+    from benchmarks.systems import SystemSpec
+
+    artifact = str(variants["deberta-dot"].artifact)
+    missing = {"providers": "NoSuchExecutionProvider"}
+    systems = start_systems([("runtime fp32 [GPU, CUDA]", SystemSpec("runtime", artifact, 1, missing)),
+                             ("runtime fp32", SystemSpec("runtime", artifact, 1))], "test")
+    try:
+        assert [s.name for s in systems] == ["runtime fp32"]
+    finally:
+        for system in systems:
+            system.close()
+    with pytest.raises(RuntimeError, match="worker failed"):
+        start_systems([("runtime fp32", SystemSpec("runtime", artifact, 1, missing))], "test")
