@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import torch
 
-from .modeling import GLiRELForExport, ModelOptions, UnsupportedCheckpointError
+from .modeling import GLiRELForExport, ModelOptions
 
 CONFIG_NAME = "glirel_config.json"
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
