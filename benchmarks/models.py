@@ -103,9 +103,7 @@ def build_encoder(kind: str, cache: Path) -> Path:
 def trained_default_ready() -> bool:
     """The trained default checkpoint exists and has not been written to in the last minute."""
     ckpt = TRAINED_DEFAULT_CHECKPOINT
-    if not (ckpt / "glirel_config.json").is_file() or _weights_mtime(ckpt) == 0.0:
-        return False
-    if not any((ckpt / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
+    if not (ckpt / "glirel_config.json").is_file() or not any((ckpt / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
         return False
     return time.time() - _weights_mtime(ckpt) > 60
 

@@ -25,8 +25,9 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -102,22 +103,24 @@ def system_specs(kind: str, args, checkpoint: Path, artifacts: dict[str, tuple[P
     return specs
 
 
-def start_systems(specs: list[tuple[str, SystemSpec]], tag: str) -> list[SystemProcess]:
-    systems = []
-    try:
+@contextmanager
+def running_systems(specs: list[tuple[str, SystemSpec]], tag: str) -> Iterator[list[SystemProcess]]:
+    """Each system loaded in its own worker process; every worker is closed on leaving the block.
+
+    A GPU row whose worker cannot start (its provider missing, or onnxruntime falling back
+    to another device) is left out with a log line; any other failure stops the run.
+    """
+    with ExitStack() as stack:
+        systems = []
         for name, spec in specs:
             log(f"[{tag}] loading {name} (own process)")
             try:
-                systems.append(SystemProcess(name, spec))
+                systems.append(stack.enter_context(SystemProcess(name, spec)))
             except RuntimeError as error:
                 if "[GPU" not in name:
                     raise
                 log(f"[{tag}] {name}: row left out, the worker failed: {str(error).strip().splitlines()[-1]}")
-    except BaseException:
-        for system in systems:
-            system.close()
-        raise
-    return systems
+        yield systems
 
 
 def identical_pct(a: set, b: set) -> float:
@@ -134,10 +137,11 @@ def score_agreement(a: list, b: list, thresholds: tuple[float, ...] = (0.3, 0.5)
     out: dict[str, Any] = {"sentences": len(a), "pairs": int(same_top1.size),
                            "top1_identical_pct": 100.0 * float(same_top1.mean()),
                            "max_abs_diff": max(float(np.abs(x.probabilities - y.probabilities).max()) for x, y in zip(a, b))}
+    def relations_above(scores: list, t: float) -> set:  # (text, pair, label) with probability ≥ t
+        return {(i, *map(int, k)) for i, x in enumerate(scores) for k in zip(*np.nonzero(x.probabilities >= t))}
+
     for t in thresholds:
-        above = [{(i, *map(int, k)) for k in zip(*np.nonzero(x.probabilities >= t))} for i, x in enumerate(a)]
-        above_int8 = [{(i, *map(int, k)) for k in zip(*np.nonzero(y.probabilities >= t))} for i, y in enumerate(b)]
-        fa, fb = set().union(*above), set().union(*above_int8)
+        fa, fb = relations_above(a, t), relations_above(b, t)
         out[f"at_{t:g}"] = {"fp32_relations": len(fa), "int8_relations": len(fb), "identical_pct": identical_pct(fa, fb)}
     return out
 
@@ -213,9 +217,8 @@ def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload]) -> dict[
                              "artifacts": {v: info for v, (_, info) in artifacts.items()}, "systems": {},
                              "isolation": "one process per system, round-robin, "
                                           f"{systems_module.PAUSE_S} s pause between calls; time measured inside the worker"}
-    systems = start_systems(system_specs(kind, args, checkpoint, artifacts), kind)
-    relations: dict[str, dict[str, set]] = {s.name: {} for s in systems}
-    try:
+    with running_systems(system_specs(kind, args, checkpoint, artifacts), kind) as systems:
+        relations: dict[str, dict[str, set]] = {s.name: {} for s in systems}
         for wname, workload in workloads.items():
             texts, ner = workload.texts()[:n], workload.ner()[:n]
             # warm-up on the timed sentences themselves: onnxruntime's arena and PyTorch's allocator
@@ -229,9 +232,6 @@ def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload]) -> dict[
                     "sentences_per_s": len(texts) / t["median_s"], "best_sentences_per_s": len(texts) / min(t["seconds"]),
                     "load_avg_1min": t["load_avg_1min"]}
                 log(f"    [{kind}] {name} / {wname}: {len(texts) / t['median_s']:.2f} sentences/s (n={len(texts)})")
-    finally:
-        for system in systems:
-            system.close()
     # int8 vs fp32 agreement, and FewRel F1 (meaningful only with trained weights)
     agreement: dict[str, Any] = {}
     for wname in workloads:
@@ -272,8 +272,7 @@ def side_by_side_ng(args, workloads: dict[str, W.Workload], n: int, kind: str) -
     specs += [(name, SystemSpec("runtime", str(build_artifact(kind, v, cache, not args.no_trained, log)[0]), args.threads))
               for name, v in (("runtime fp32", "fp32-opt"), ("runtime int8", "int8"))]
     out: dict[str, Any] = {"model": MODEL_TITLES.get(kind, kind)}
-    systems = start_systems(specs, "baseline")
-    try:
+    with running_systems(specs, "baseline") as systems:
         for wname, wl in workloads.items():
             sub = W.Workload(wl.name, wl.sentences[:n], wl.labels, wl.descriptions, wl.source)
             texts, ner = sub.texts(), sub.ner()
@@ -283,9 +282,6 @@ def side_by_side_ng(args, workloads: dict[str, W.Workload], n: int, kind: str) -
             out[wname] = {name: len(texts) / t["median_s"] for name, t in timings.items()}
             out[wname]["sentences"] = len(texts)
             log(f"[baseline] side by side / {wname}: " + ", ".join(f"{k}={v:.2f}" for k, v in out[wname].items()))
-    finally:
-        for system in systems:
-            system.close()
     return out
 
 
@@ -347,8 +343,7 @@ def run_sweeps(args, group_kind: str, data_dir: Optional[Path], baseline_tmc_rat
     sweeps: dict[str, Any] = {"entities": {}, "labels": {}, "texts_per_point": args.sweep_sentences,
                               "note": "TMC-BERT is estimated: measured seconds per sequence × pairs × labels"}
     kwargs = {"threshold": args.threshold, "batch_size": args.batch_size}
-    systems = start_systems(specs, "sweep")
-    try:
+    with running_systems(specs, "sweep") as systems:
         for e in args.sweep_entities:
             wl = W.entity_sweep_workload(data_dir, e, args.sweep_sentences, m=10)
             timings = round_robin(systems, (wl.texts(), wl.labels, wl.ner()), kwargs, args.sweep_repeats)
@@ -366,9 +361,6 @@ def run_sweeps(args, group_kind: str, data_dir: Optional[Path], baseline_tmc_rat
                 point["TMC-BERT (gold pairs, estimated)"] = baseline_tmc_rate / m
             sweeps["labels"][m] = point
             log(f"[sweep] labels={m}: " + ", ".join(f"{k}={v:.2f}" for k, v in point.items()))
-    finally:
-        for system in systems:
-            system.close()
     return sweeps
 
 
@@ -611,8 +603,7 @@ def markdown(report: dict) -> str:
             a = group["agreement"][w]
             lines.append(f"- {group['title']}, {wtitle.get(w, w)}: {a['int8_identical_pct']:.2f}% of relations identical "
                          f"(fp32 {a['fp32_relations']}, int8 {a['int8_relations']}); fp32 vs glirel {a['fp32_vs_reference_identical_pct']:.2f}%"
-                         + (f"; int8 without --optimize: {a['int8_unfused_identical_pct']:.2f}%" if "int8_unfused_identical_pct" in a else "")
-)
+                         + (f"; int8 without --optimize: {a['int8_unfused_identical_pct']:.2f}%" if "int8_unfused_identical_pct" in a else ""))
             sc = a.get("scores")
             if sc:
                 lines.append(f"  - scores of the first {sc['sentences']} sentences: top-1 label identical for "
@@ -799,6 +790,8 @@ def main(argv=None) -> int:
     stage("workloads and imports")
     prior = json.loads(Path(args.reuse_from).read_text()) if args.reuse_from else None
     report["reused"] = {}
+    reused_note = None if prior is None else {"from": args.reuse_from, "date": prior["date"], "load_before": prior.get("load_before"),
+                                              "training_processes": prior.get("training_processes")}
     report["glirel"] = []
     for kind in args.models:
         if prior is not None and kind in args.reuse:
@@ -806,13 +799,10 @@ def main(argv=None) -> int:
             if not previous:
                 raise SystemExit(f"--reuse {kind}: not in {args.reuse_from}")
             report["glirel"].append(previous[0])
-            report["reused"][kind] = {"from": args.reuse_from, "date": prior["date"], "load_before": prior.get("load_before"),
-                                      "training_processes": prior.get("training_processes")}
+            report["reused"][kind] = reused_note
             log(f"[{kind}] reused from {args.reuse_from} ({prior['date']})")
             continue
         group = run_glirel_group(kind, args, workloads)
-        group.pop("fp32_model", None)
-        group.pop("int8_model", None)
         group["ops"] = {}
         for v in group["artifacts"]:
             artifact, _ = build_artifact(kind, v, Path(args.cache_dir), not args.no_trained, log)
@@ -825,8 +815,7 @@ def main(argv=None) -> int:
         stage(f"glirel {kind}")
     if prior is not None and "baselines" in args.reuse:
         report["baselines"] = prior["baselines"]
-        report["reused"]["baselines"] = {"from": args.reuse_from, "date": prior["date"], "load_before": prior.get("load_before"),
-                                         "training_processes": prior.get("training_processes")}
+        report["reused"]["baselines"] = reused_note
         log(f"[baselines] reused from {args.reuse_from} ({prior['date']})")
     elif "baselines" not in args.skip:
         report["baselines"] = run_baselines(args, workloads)

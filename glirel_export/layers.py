@@ -255,18 +255,19 @@ class Scorer(nn.Module):
         scores = torch.matmul(pair_hidden, folded.transpose(1, 2)) + offset  # [B, P, L]
         if self.scoring_type == "dot":
             return scores
-        scaler = self.proj_thresh(labels)  # [B, L, 2]
-        alpha = F.softplus(scaler[..., 0]).unsqueeze(1)  # [B, 1, L]
-        beta = scaler[..., 1].unsqueeze(1)  # [B, 1, L]
+        alpha, beta = self._thresh_scale(labels)
         return (scores + beta) * alpha
+
+    def _thresh_scale(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """dot_thresh's per-label scale and shift, [B, 1, L] each."""
+        scaler = self.proj_thresh(labels)  # [B, L, 2]
+        return F.softplus(scaler[..., 0]).unsqueeze(1), scaler[..., 1].unsqueeze(1)
 
     def forward(self, pairs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.scoring_type == "dot":
             return torch.matmul(pairs, labels.transpose(1, 2))
         if self.scoring_type == "dot_thresh":
-            scaler = self.proj_thresh(labels)  # [B, L, 2]
-            alpha = F.softplus(scaler[..., 0]).unsqueeze(1)  # [B, 1, L]
-            beta = scaler[..., 1].unsqueeze(1)  # [B, 1, L]
+            alpha, beta = self._thresh_scale(labels)
             return (torch.matmul(pairs, self.proj_type(labels).transpose(1, 2)) + beta) * alpha
         if self.scoring_type == "dot_norm":
             score = torch.matmul(pairs, labels.transpose(1, 2))

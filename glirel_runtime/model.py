@@ -298,10 +298,9 @@ class GLiREL:
             batch_size = min(batch_size, self.shape_limits.batch)
         for batch in self._batches(jobs, batch_size):
             inputs = self.features.pad([enc for _, enc in batch])
-            if self.io_binding:
-                outputs = dict(zip(self.output_names, run_with_io_binding(self.session, inputs, self.output_names)))
-            else:
-                outputs = dict(zip(self.output_names, self.session.run(None, inputs)))
+            results = (run_with_io_binding(self.session, inputs, self.output_names) if self.io_binding
+                       else self.session.run(None, inputs))
+            outputs = dict(zip(self.output_names, results))
             logits = outputs["logits"].astype(np.float32)  # [B, P, L]
             probabilities = 1.0 / (1.0 + np.exp(-logits))
             coref = outputs.get("coref_logits")

@@ -10,7 +10,7 @@ raises on out-of-range shapes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Optional
 
 from .artifact import GRAPH_INPUTS, ArtifactConfig
@@ -47,10 +47,8 @@ class ShapeLimits:
 
     def resolve(self, config: ArtifactConfig) -> "ShapeLimits":
         """Fill the `None` fields from the artifact."""
-        return ShapeLimits(
-            batch=self.batch, subwords=self.subwords or config.max_subwords or 512, words=self.words or config.max_words,
-            labels=self.labels, entities=self.entities, pairs=self.pairs or self.entities * (self.entities - 1),
-        )
+        return replace(self, subwords=self.subwords or config.max_subwords or 512, words=self.words or config.max_words,
+                       pairs=self.pairs or self.entities * (self.entities - 1))
 
 
 TYPICAL = {"batch": 32, "subwords": 96, "words": 40, "labels": 10, "entities": 4, "pairs": 12}

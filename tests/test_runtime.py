@@ -328,7 +328,7 @@ def test_io_binding_gives_the_same_scores(variants):
         GLiREL(artifact, providers="cpu", io_binding="yes")
 
 
-def test_tensorrt_profile_covers_every_input(variants):
+def test_tensorrt_profile_covers_every_input():
     from glirel_runtime.artifact import GRAPH_INPUTS, ArtifactConfig
     from glirel_runtime.trt_profile import ShapeLimits, profile_options
 

@@ -72,17 +72,15 @@ def test_gpu_rows_that_cannot_run_are_left_out(variants):
     import pytest
 
     sys.path.insert(0, str(REPO))
-    from benchmarks.speed import start_systems
+    from benchmarks.speed import running_systems
     from benchmarks.systems import SystemSpec
 
     artifact = str(variants["deberta-dot"].artifact)
     missing = {"providers": "NoSuchExecutionProvider"}
-    systems = start_systems([("runtime fp32 [GPU, CUDA]", SystemSpec("runtime", artifact, 1, missing)),
-                             ("runtime fp32", SystemSpec("runtime", artifact, 1))], "test")
-    try:
+    with running_systems([("runtime fp32 [GPU, CUDA]", SystemSpec("runtime", artifact, 1, missing)),
+                          ("runtime fp32", SystemSpec("runtime", artifact, 1))], "test") as systems:
         assert [s.name for s in systems] == ["runtime fp32"]
-    finally:
-        for system in systems:
-            system.close()
+    assert not systems[0]._process.is_alive()  # closed on leaving the block
     with pytest.raises(RuntimeError, match="worker failed"):
-        start_systems([("runtime fp32", SystemSpec("runtime", artifact, 1, missing))], "test")
+        with running_systems([("runtime fp32", SystemSpec("runtime", artifact, 1, missing))], "test"):
+            pass
