@@ -23,14 +23,15 @@ Reproduce a row with `glirel-export CKPT OUT --optimize --quantize int8` (or wit
 what `glirel_export/export.py` did at commit 9929696, per channel on the whole encoder is this
 module at commit 523aa48.
 
-Tried and not adopted (2026-11-26, the speed workload's 512 FewRel-shaped sentences, m = 10,
-against fp32: F1 38.34, 85 sentences/s on 2 cores): this recipe gives F1 38.24, the same top-1
-label for 91.3% of pairs, 115 sentences/s. Quantising the FFN output projections too gives
-38.44, 88.7%, 131 sentences/s. SmoothQuant-style smoothing of those projections' inputs
+Tried and not adopted (2026-11-26, `python -m benchmarks.int8_recipes`: the speed workload's
+512 FewRel-shaped sentences, m = 10; sentences/s on 2 cores move ±15% between runs; against
+fp32: F1 38.34, 85–92 sentences/s): this recipe gives F1 38.24, the same top-1 label for 91.3%
+of pairs, 115–119 sentences/s. Quantising the FFN output projections too gives 38.44, 88.7%,
+131–136 sentences/s. SmoothQuant-style smoothing of those projections' inputs
 (a per-channel 1/s before the MatMul, s folded into the weights, s from 128 calibration
 sentences) did not win the agreement back: α = 0.5 gave 83.6%, 0.8 gave 88.2%, 0.2 broke
 the model (13.2%). AVX2 without VNNI can saturate u8×s8 products in int16, but neither
-`reduce_range=True` (F1 38.07, 91.7%) nor uint8 weights (38.62, 90.7%, 5% slower) changed the
+`reduce_range=True` (F1 38.07, 91.7%) nor uint8 weights (38.62, 90.7%, 5–22% slower in two runs) changed the
 agreement: the disagreements come from activation rounding against narrow label margins.
 """
 from __future__ import annotations
