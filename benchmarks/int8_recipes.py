@@ -1,23 +1,28 @@
-"""int8 recipes against fp32 on the default model: F1, top-1 agreement and speed, paired on the same sentences.
+"""int8 recipes against fp32 on one model: FewRel macro-F1, agreement with fp32, and speed side by side.
 
-Reproduces the "tried and not adopted" table in `glirel_export/quantize.py`. Every
-recipe is quantised from the same `--optimize` fp32 export of the default
-checkpoint (the speed harness's cache), then scored on the speed workload's first
-512 FewRel-shaped sentences (m = 10) and timed on 256 of them:
+Every recipe (`glirel_export.quantize.RECIPES`, plus ``smooth-A``) is quantised from the
+same fp32 artifact, then scored on the speed workload's first ``--sentences``
+FewRel-shaped sentences (m = 10) and timed on ``--timed-sentences`` of them, each
+variant in its own process, round-robin (`benchmarks.systems`):
 
-- ``current``: `glirel_export.quantize` (encoder only, FFN output projections and head fp32);
-- ``ffn-int8``: the FFN output projections quantised too;
-- ``smooth-A``: ``ffn-int8`` after SmoothQuant-style smoothing of those projections'
-  inputs, with migration strength A: a per-channel ``Mul(1/s)`` before each MatMul and
-  s folded into its weight rows, s_j = max|X_j|^A / max|W_j|^(1−A), max|X_j| over 128
-  calibration sentences (another seed than the scored ones);
-- ``reduce-range``: ``current`` with 7-bit weights (AVX2 without VNNI can saturate u8×s8 in int16);
-- ``uint8-weights``: ``current`` with uint8 weights.
+- ``default``: what ``glirel-export --quantize int8`` writes (encoder minus FFN output projections, dynamic);
+- ``ffn-int8`` / ``head-int8`` / ``all-int8``: the FFN output projections / the head / everything quantised too;
+- ``static*``: calibrated activation ranges (QDQ), on 128 other sentences;
+- ``reduce-range`` / ``uint8-weights``: weight formats for AVX2 CPUs without VNNI;
+- ``smooth-A``: ``ffn-int8`` after SmoothQuant-style smoothing of the FFN output projections'
+  inputs, migration strength A: a per-channel ``Mul(1/s)`` before each MatMul and s folded
+  into its weight rows, s_j = max|X_j|^A / max|W_j|^(1−A), max|X_j| over the calibration sentences.
 
-Usage (from the repository root; about 3 minutes for all recipes on 2 cores):
+Usage (from the repository root; a few minutes on 2 cores):
 
-    python -m benchmarks.int8_recipes
-    python -m benchmarks.int8_recipes --recipes current smooth-0.5
+    python -m benchmarks.int8_recipes                                  # the default model's encoder, speed cache
+    python -m benchmarks.int8_recipes --artifact FP32_ARTIFACT --keep /tmp/recipes --recipes default ffn-int8 static-all
+    python -m benchmarks.int8_recipes --openvino --recipes default static static-all   # the same recipes on OpenVINO too
+    python benchmarks/zero_shot.py --model /tmp/recipes/static-all --m 10 --tasks fewrel   # the full F1 protocol
+
+``--artifact`` takes an fp32 artifact (``glirel-export CKPT OUT --optimize``); ``--keep`` keeps
+each recipe's artifact for `benchmarks/zero_shot.py`. The F1 printed here is one label set of
+the speed workload: use zero_shot.py's five seeds to decide.
 """
 from __future__ import annotations
 
@@ -25,7 +30,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,38 +39,50 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import workloads as W  # noqa: E402
+from benchmarks.agreement import fewrel_f1, score_agreement  # noqa: E402
+from benchmarks.machine import describe, high_load_warning, machine_info  # noqa: E402
 from benchmarks.models import build_artifact  # noqa: E402
-from benchmarks.speed import fewrel_f1, score_agreement  # noqa: E402
+from benchmarks.systems import SystemProcess, SystemSpec, round_robin  # noqa: E402
+from glirel_export.quantize import RECIPES as QUANTIZE_RECIPES  # noqa: E402
+from glirel_export.quantize import Int8Recipe  # noqa: E402
 
-RECIPES = ["current", "ffn-int8", "smooth-0.5", "smooth-0.8", "smooth-0.2", "reduce-range", "uint8-weights"]
+SMOOTHING = ["smooth-0.5", "smooth-0.8"]
+RECIPES = list(QUANTIZE_RECIPES) + SMOOTHING
 
 
-def ffn_output_max(artifact: Path, matmuls: list, workload: W.Workload, threads: int) -> dict[str, np.ndarray]:
-    """Per input channel, max |X| of each FFN output MatMul's input over the workload's real subwords."""
+def graph_inputs(artifact: Path, workload: W.Workload, batch_size: int = 32) -> list[dict[str, np.ndarray]]:
+    """The padded graph inputs of the workload's sentences, `batch_size` per batch (as the runtime batches them)."""
+    from glirel_runtime import GLiREL
+    from glirel_runtime.validation import check_item
+
+    runtime = GLiREL(artifact, providers="cpu")
+    items = [check_item(t, n) for t, n in zip(workload.texts(), workload.ner())]
+    encoded = sorted(runtime.features.encode(workload.labels, [i.words for i in items], [i.spans for i in items]),
+                     key=lambda e: e.input_ids.shape[0])
+    return [runtime.features.pad(encoded[k:k + batch_size]) for k in range(0, len(encoded), batch_size)]
+
+
+def ffn_output_max(artifact: Path, matmuls: list, calibration: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per input channel, max |X| of each FFN output MatMul's input over the calibration batches' real subwords."""
     import onnx
     from onnx import helper
 
-    from glirel_runtime import GLiREL
-    from glirel_runtime.validation import check_item
+    from glirel_runtime.providers import create_session
 
     model = onnx.load(str(artifact / "model.onnx"))
     for node in matmuls:
         model.graph.output.append(helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None))
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(artifact, tmp, dirs_exist_ok=True)
         onnx.save(model, str(Path(tmp) / "model.onnx"))
-        runtime = GLiREL(tmp, providers="cpu", threads=threads)
-        items = [check_item(t, n) for t, n in zip(workload.texts(), workload.ner())]
-        encoded = runtime.features.encode(workload.labels, [i.words for i in items], [i.spans for i in items])
-        names = [o.name for o in runtime.session.get_outputs()]
+        session = create_session(Path(tmp) / "model.onnx", "cpu")
+        wanted = [node.input[0] for node in matmuls]
         largest: dict[str, np.ndarray] = {}
-        for start in range(0, len(encoded), 32):
-            inputs = runtime.features.pad(encoded[start:start + 32])
-            outputs = dict(zip(names, runtime.session.run(None, inputs)))
+        for inputs in calibration:
+            outputs = dict(zip(wanted, session.run(wanted, inputs)))
             real = inputs["attention_mask"].astype(bool)  # [B, S]
-            for node in matmuls:
-                channel_max = np.abs(outputs[node.input[0]][real]).max(0)  # [4D]
-                largest[node.input[0]] = np.maximum(largest.get(node.input[0], channel_max), channel_max)
+            for name in wanted:
+                channel_max = np.abs(outputs[name][real]).max(0)  # [4D]
+                largest[name] = np.maximum(largest.get(name, channel_max), channel_max)
     return largest
 
 
@@ -102,72 +118,102 @@ def quantize(source: Path, target: Path, exclude: list[str], **options) -> None:
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **settings)
 
 
-def build_recipe(name: str, artifact: Path, target: Path, calibration: W.Workload, threads: int) -> None:
-    """Write the `name` recipe's int8 artifact to `target` (a copy of `artifact` with another model.onnx)."""
+def build_recipe(name: str, artifact: Path, target: Path, calibration: list[dict[str, np.ndarray]]) -> str:
+    """Write the `name` recipe's int8 artifact to `target` (a copy of `artifact` with another model.onnx); its description."""
     import onnx
-    from onnxruntime.quantization import QuantType
 
-    from glirel_export.quantize import int8_exclusions
+    from glirel_export.quantize import int8_exclusions, quantize_int8
 
-    graph = onnx.load(str(artifact / "model.onnx")).graph
-    excluded = int8_exclusions(graph)
-    ffn_output = [n for n in graph.node if n.name in set(excluded["ffn_output"])]
     shutil.copytree(artifact, target, dirs_exist_ok=True)
     source = artifact / "model.onnx"
+    recipe = QUANTIZE_RECIPES.get(name)
     if name.startswith("smooth-"):
-        smoothed = smoothed_graph(artifact, ffn_output, ffn_output_max(artifact, ffn_output, calibration, threads),
-                                  float(name.split("-", 1)[1]))
+        graph = onnx.load(str(source)).graph
+        ffn_output = [n for n in graph.node if n.name in set(int8_exclusions(graph)["ffn_output"])]
+        strength = float(name.split("-", 1)[1])
+        smoothed = smoothed_graph(artifact, ffn_output, ffn_output_max(artifact, ffn_output, calibration), strength)
         source = target / "smoothed.onnx"
         onnx.save(smoothed, str(source))
-    options = {"reduce-range": {"reduce_range": True}, "uint8-weights": {"weight_type": QuantType.QUInt8}}.get(name, {})
-    keep_ffn_output = name in ("current", "reduce-range", "uint8-weights")
-    quantize(source, target / "model.onnx", excluded["head"] + (excluded["ffn_output"] if keep_ffn_output else []), **options)
+        recipe = Int8Recipe(ffn_output=True)
+    quantize_int8(source, target / "model.onnx", recipe, calibration)
     (target / "smoothed.onnx").unlink(missing_ok=True)
-
-
-def measure(artifact: Path, scored: W.Workload, timed_sentences: int, threads: int) -> tuple[list, float]:
-    """(pair scores of `scored`, median sentences/s of 3 passes over its first `timed_sentences`)."""
-    from glirel_runtime import GLiREL
-
-    model = GLiREL(artifact, providers="cpu", threads=threads)
-    scores = model.score_pairs(scored.texts(), scored.labels, scored.ner())
-    texts, ner = scored.texts()[:timed_sentences], scored.ner()[:timed_sentences]
-    model.batch_predict_relations(texts, scored.labels, ner=ner)
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        model.batch_predict_relations(texts, scored.labels, ner=ner)
-        seconds.append(time.perf_counter() - started)
-    return scores, timed_sentences / sorted(seconds)[1]
+    return recipe.describe() + (f", smoothed (A = {name.split('-', 1)[1]})" if name.startswith("smooth-") else "")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="*", default=RECIPES, choices=RECIPES)
+    parser.add_argument("--artifact", default=None, help="fp32 artifact to quantise (default: the speed cache's MiniLM fp32, --optimize)")
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--cache-dir", default="/tmp/glirel-speed-cache")
     parser.add_argument("--sentences", type=int, default=512, help="scored FewRel-shaped sentences")
     parser.add_argument("--timed-sentences", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--keep", default=None, help="keep each recipe's artifact under this folder")
+    parser.add_argument("--openvino", action="store_true", help="also run fp32 (bf16) and every recipe OpenVINO can "
+                                                                 "compile on OpenVINO (the static QDQ recipes, for instance)")
+    parser.add_argument("--openvino-precision", default="f32", choices=["f32", "bf16"],
+                        help="OpenVINO's precision for what the recipes leave in floating point")
     args = parser.parse_args(argv)
+    information = machine_info()
+    print(f"machine: {describe(information)}")
+    warning = high_load_warning(information)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
     data_dir = Path(args.data_dir)
     if not (data_dir / "fewrel" / "val_wiki.json").is_file():
         raise SystemExit(f"no FewRel data at {data_dir / 'fewrel' / 'val_wiki.json'}: F1 needs the real sentences (--data-dir)")
-    artifact, info = build_artifact("minilm", "fp32-opt", Path(args.cache_dir), use_trained=True, log=print)
-    print(f"checkpoint: {info['checkpoint_note']}")
+    if args.artifact:
+        artifact = Path(args.artifact)
+        print(f"model: {artifact}")
+    else:
+        artifact, info = build_artifact("minilm", "fp32-opt", Path(args.cache_dir), use_trained=True, log=print)
+        print(f"model: {info['checkpoint_note']}")
     scored = W.fewrel_workload(data_dir, args.sentences, m=10)
-    calibration = W.fewrel_workload(data_dir, 128, m=10, seed=7)
-    reference, rate = measure(artifact, scored, args.timed_sentences, args.threads)
-    print(f"{'recipe':<16}{'F1':>7}{'top-1 same':>12}{'sentences/s':>13}")
-    print(f"{'fp32':<16}{fewrel_f1(reference, scored):>7.2f}{'':>12}{rate:>13.1f}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    calibration = graph_inputs(artifact, W.fewrel_workload(data_dir, 128, m=10, seed=7))
+    from benchmarks.systems import runtime_model
+
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="int8-recipes-"))
+    try:
+        built = {"fp32": artifact}
         for name in args.recipes:
-            target = Path(tmp) / name
-            build_recipe(name, artifact, target, calibration, args.threads)
-            scores, rate = measure(target, scored, args.timed_sentences, args.threads)
-            agreement = score_agreement(reference, scores)
-            print(f"{name:<16}{fewrel_f1(scores, scored):>7.2f}{agreement['top1_identical_pct']:>11.1f}%{rate:>13.1f}", flush=True)
-            shutil.rmtree(target)
+            built[name] = folder / name
+            print(f"built {name}: {build_recipe(name, artifact, folder / name, calibration)}", flush=True)
+        variants = {name: (path, {}) for name, path in built.items()}  # row → (artifact, Runtime options)
+        if args.openvino:
+            variants["fp32 [OpenVINO bf16]"] = (artifact, {"providers": "openvino", "precision": "bf16"})
+            variants.update({f"{name} [OpenVINO {args.openvino_precision}]": (path, {"providers": "openvino",
+                                                                                     "precision": args.openvino_precision})
+                             for name, path in built.items() if name != "fp32"})
+        scores = {}
+        for name, (path, options) in list(variants.items()):
+            try:
+                model = runtime_model(path, args.threads, options.get("providers", "cpu"), options.get("precision", "auto"))
+            except RuntimeError as error:  # OpenVINO cannot compile this recipe's graph
+                print(f"{name}: left out ({error})", flush=True)
+                del variants[name]
+                continue
+            scores[name] = model.score_pairs(scored.texts(), scored.labels, scored.ner())
+        texts, ner = scored.texts()[:args.timed_sentences], scored.ner()[:args.timed_sentences]
+        systems = [SystemProcess(name, SystemSpec("runtime", str(path), args.threads, options))
+                   for name, (path, options) in variants.items()]
+        try:
+            timings = round_robin(systems, (texts, scored.labels, ner), {"batch_size": 32}, args.repeats)
+        finally:
+            for system in systems:
+                system.close()
+        rate = {name: len(texts) / t["median_s"] for name, t in timings.items()}
+        print(f"\n{len(scored.sentences)} FewRel-shaped sentences scored (m = 10), {len(texts)} timed, {args.threads} threads, "
+              f"each variant in its own process, round-robin, median of {args.repeats}")
+        print(f"{'recipe':<28}{'F1':>7}{'top-1 same':>12}{'max |Δp|':>10}{'sentences/s':>13}{'× fp32':>8}")
+        for name in variants:
+            agreement = score_agreement(scores["fp32"], scores[name])
+            print(f"{name:<28}{fewrel_f1(scores[name], scored):>7.2f}{agreement['top1_identical_pct']:>11.1f}%"
+                  f"{agreement['max_abs_diff']:>10.3f}{rate[name]:>13.1f}{rate[name] / rate['fp32']:>8.2f}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

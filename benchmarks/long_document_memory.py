@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-DEFAULT_MODEL = REPO / "models" / "glirel-minilm-redocred"
+DEFAULT_MODEL = REPO / "models" / "glirel-minilm-fewrel"
 LABELS = ["place of birth", "spouse", "employer", "founded by", "member of", "located in the administrative territorial entity",
           "country", "headquarters location", "father", "educated at", "SELF"]
 FILLER = ("the a of in and was with for on at by from after before which who during while near later also "

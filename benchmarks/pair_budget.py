@@ -1,8 +1,8 @@
-"""Runtime sentences/s on many-entity texts for several `PAIR_BUDGET`s (padded pairs per session run).
+"""Runtime sentences/s on many-entity texts for several pair budgets (padded pairs per engine run).
 
-`glirel_runtime.model.PAIR_BUDGET` splits batches so that batch × widest text's
-pairs stays under it; smaller budgets keep the pair head's [pairs, 4D] tensors
-smaller (cache-friendlier) at the cost of smaller encoder batches.
+`GLiREL(pair_budget=...)` splits batches so that batch × widest text's pairs stays
+under it; smaller budgets keep the pair head's [pairs, 4D] tensors smaller
+(cache-friendlier) at the cost of smaller encoder batches.
 
 Usage (from the repository root):
 
@@ -35,7 +35,6 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--cache-dir", default="/tmp/glirel-speed-cache")
     args = parser.parse_args(argv)
-    import glirel_runtime.model as runtime_model
     from glirel_runtime import GLiREL
 
     data_dir = Path(args.data_dir)
@@ -43,19 +42,18 @@ def main(argv=None) -> int:
         print(f"no FewRel data under {data_dir}: generated texts", file=sys.stderr)
         data_dir = None
     artifact, _ = build_artifact("minilm", "fp32-opt", Path(args.cache_dir), use_trained=True, log=print)
-    model = GLiREL(artifact, providers="cpu", threads=args.threads)
     for entities in args.entities:
         workload = W.entity_sweep_workload(data_dir, entities, args.texts, m=10)
         texts, ner = workload.texts(), workload.ner()
         for budget in args.budgets:
-            runtime_model.PAIR_BUDGET = budget
+            model = GLiREL(artifact, providers="cpu", threads=args.threads, pair_budget=budget)
             model.batch_predict_relations(texts, workload.labels, ner=ner)  # warm-up
             seconds = []
             for _ in range(args.repeats):
                 started = time.perf_counter()
                 model.batch_predict_relations(texts, workload.labels, ner=ner)
                 seconds.append(time.perf_counter() - started)
-            print(f"{entities} entities, PAIR_BUDGET {budget}: {len(texts) / statistics.median(seconds):.2f} sentences/s", flush=True)
+            print(f"{entities} entities, pair_budget {budget}: {len(texts) / statistics.median(seconds):.2f} sentences/s", flush=True)
     return 0
 
 

@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
-DEFAULT_MODEL = REPO / "models" / "glirel-minilm-redocred"
+DEFAULT_MODEL = REPO / "models" / "glirel-minilm-fewrel"
 PAPER_TABLE_6 = {"GLiREL (paper, Table 6, gold clusters)": {"f1": 54.13, "ign_f1": None}}
 
 
@@ -170,21 +170,21 @@ def predict(
     from tqdm.auto import tqdm
 
     name2id = {name: r for r, name in id2name.items()}
-    prompts = [[id2name[r] for r in relation_ids[i:i + labels_per_prompt]] for i in range(0, len(relation_ids), labels_per_prompt)]
+    labels = [id2name[r] for r in relation_ids]  # the library runs them in prompts of `labels_per_prompt`
+    model.labels_per_prompt = labels_per_prompt
     triples: list[tuple[int, int, int, str, float]] = []
     stats = {"windows": 0, "mentions": 0, "unscored_mention_pairs": 0, "documents_over_one_window": 0}
     for d, doc in enumerate(tqdm(documents, desc="Re-DocRED", unit="doc")):
         words, ner, clusters, vertex_of_cluster = document_inputs(doc)
         stats["mentions"] += len(ner)
-        for labels in prompts:
-            result = model.predict_document(words, labels, ner, clusters=clusters, threshold=threshold,
-                                            aggregation=aggregation, window_overlap=window_overlap,
-                                            batch_size=batch_size, show_progress=False)
-            for relation in result["entity_relations"]:
-                h, t = relation["head"], relation["tail"]
-                if h < len(vertex_of_cluster) and t < len(vertex_of_cluster):  # never false: gold clusters cover all
-                    triples.append((d, vertex_of_cluster[h], vertex_of_cluster[t], name2id[relation["label"]],
-                                    relation["score"]))
+        result = model.predict_document(words, labels, ner, clusters=clusters, threshold=threshold,
+                                        aggregation=aggregation, window_overlap=window_overlap,
+                                        batch_size=batch_size, show_progress=False)
+        for relation in result["entity_relations"]:
+            h, t = relation["head"], relation["tail"]
+            if h < len(vertex_of_cluster) and t < len(vertex_of_cluster):  # never false: gold clusters cover all
+                triples.append((d, vertex_of_cluster[h], vertex_of_cluster[t], name2id[relation["label"]],
+                                relation["score"]))
         stats["windows"] += len(result["windows"])
         stats["unscored_mention_pairs"] += result["unscored_pairs"]
         stats["documents_over_one_window"] += len(result["windows"]) > 1

@@ -1,11 +1,11 @@
 """Load test of the Ray Serve application on loopback: requests/s and p50/p90/p99 latency.
 
-Starts a local Ray instance and the `glirel_runtime.serve` application on 127.0.0.1,
+Starts a local Ray instance and the `glirel_runtime.integrations.serve` application on 127.0.0.1,
 sends a fixed number of requests from a fixed number of client threads (each with a
 keep-alive connection), prints the figures and shuts everything down. Bounded: at most
 ``--requests`` requests, and it stops at ``--time-limit`` seconds.
 
-    python benchmarks/serve_load.py --model models/glirel-minilm-redocred --requests 300 --concurrency 16
+    python benchmarks/serve_load.py --model models/glirel-minilm-fewrel --requests 300 --concurrency 16
     python benchmarks/serve_load.py --model DIR --concurrency 1 --max-batch-size 1   # no batching, for comparison
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main() -> int:
     import ray
     from ray import serve
 
-    from glirel_runtime.serve import build_app
+    from glirel_runtime.integrations.serve import build_app
 
     ray.init(num_cpus=args.num_cpus, object_store_memory=100 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
     try:

@@ -10,7 +10,7 @@ short pause between calls so spinning threads go idle) and times the call
 inside the worker.
 
 Example:
-    >>> spec = SystemSpec("runtime", path="models/glirel-minilm-redocred", threads=2)  # doctest: +SKIP
+    >>> spec = SystemSpec("runtime", path="models/glirel-minilm-fewrel", threads=2)  # doctest: +SKIP
     >>> with SystemProcess("runtime fp32", spec) as system:  # doctest: +SKIP
     ...     seconds, relations = system.call("predict", texts, labels, ner)
 """
@@ -59,28 +59,42 @@ class Reference:
         return out
 
 
+def runtime_model(artifact: Path, threads: int, providers="cpu", precision: str = "auto", allow_spinning=None, io_binding=None):
+    """`glirel_runtime.GLiREL` on `providers` ("cpu", "cuda", "tensorrt", "openvino"), with OpenVINO's `precision`
+    and onnxruntime's `allow_spinning`; raises when the engine fell back to another one (it would time the wrong thing)."""
+    import inspect
+
+    from glirel_runtime import GLiREL
+    from glirel_runtime.engines import create_engine
+
+    openvino = providers == "openvino"
+    spec = ("openvino", {"precision": precision}) if openvino else providers
+    custom = openvino or allow_spinning is not None
+    if custom and "allow_spinning" in inspect.signature(GLiREL.__init__).parameters:  # GLiREL builds the engine itself
+        model = GLiREL(artifact, providers=spec, threads=threads, io_binding=io_binding, allow_spinning=allow_spinning)
+    elif custom:  # GLiREL runs an engine it is given
+        model = GLiREL(artifact, engine=create_engine(Path(artifact) / "model.onnx", spec, threads, allow_spinning=allow_spinning))
+    else:
+        model = GLiREL(artifact, providers=providers, threads=threads, io_binding=io_binding)
+    running = list(model.providers)
+    wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINO CPU"}.get(providers)
+    if wanted and not running[0].startswith(wanted):
+        raise RuntimeError(f"asked for {wanted}; the runtime runs on {running}")
+    return model
+
+
 class Runtime:
-    """glirel_runtime.GLiREL; `bucketing=False` feeds it one batch of 32 at a time in input order."""
+    """glirel_runtime.GLiREL; `bucketing=False` feeds it one batch of 32 at a time in input order.
+
+    `providers`: "cpu", "cuda", "tensorrt" or "openvino" (with `precision`); `spinning=False`
+    turns off onnxruntime's busy-waiting intra-op threads.
+    """
 
     def __init__(self, artifact: Path, threads: int, bucketing: bool = True, providers: str = "cpu", spinning: bool = True,
-                 io_binding: bool | None = None):
-        from glirel_runtime import GLiREL
-
-        self.model = GLiREL(artifact, providers=providers, threads=threads, io_binding=io_binding)
-        wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}.get(providers)
-        if wanted and self.model.session.get_providers()[0] != wanted:  # a fallback would time the wrong device
-            raise RuntimeError(f"asked for {wanted}; onnxruntime runs on {self.model.session.get_providers()}")
+                 io_binding: bool | None = None, precision: str = "auto"):
+        self.model = runtime_model(artifact, threads, providers, precision, allow_spinning=None if spinning else False,
+                                   io_binding=io_binding)
         self.bucketing = bucketing
-        if not spinning:  # EXPERIMENT: the runtime's session options + no busy-waiting intra-op threads
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.model.session = ort.InferenceSession(str(Path(artifact) / "model.onnx"), sess_options=options,
-                                                      providers=["CPUExecutionProvider"])
 
     def predict(self, texts, labels, ner, threshold=0.5, batch_size=32, workload=None):
         if self.bucketing:  # the runtime sorts the whole call by length into batches

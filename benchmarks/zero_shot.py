@@ -24,10 +24,14 @@ Also reported:
   Re-DocRED test sentence scored against the m held-out labels, a label predicted when its
   probability passes a threshold chosen (max micro F1) on Re-DocRED *dev* sentences — a
   separate split that was never trained on for these relations; micro P/R/F1;
+* ``fewrel-extraction``: extraction as people run it (`glirel_export.calibrate`): m = 10
+  val_wiki labels per seed, both directions of every sentence's pair scored, sentences whose
+  relation was not drawn kept as negatives, cells at or above the artifact's calibrated
+  ``default_threshold``; micro P/R/F1 over the five seeds;
 * cross-domain FewRel 2.0 NYT (m = 10 of 25) and PubMed (its 10), and WebNLG test (m = 10).
 
 Example:
-    $ python benchmarks/zero_shot.py --model models/glirel-minilm-redocred --data-dir ../shared/data
+    $ python benchmarks/zero_shot.py --model models/glirel-minilm-fewrel --data-dir ../shared/data
 """
 from __future__ import annotations
 
@@ -49,6 +53,8 @@ from glirel_export.datasets import (  # noqa: E402  (torch-free)
     DEFAULT_DATA_DIR, data_path, fewrel_to_glirel, label_name, load_fewrel, load_redocred, redocred_to_glirel,
     webnlg_to_glirel, wikidata_names, wikizsl_holdout_relations,
 )
+from glirel_export.calibrate import extraction_protocol  # noqa: E402  (torch-free)
+from glirel_export.metrics import best_threshold, macro_prf, micro_prf  # noqa: E402
 from glirel_runtime import GLiREL  # noqa: E402
 
 PAPER = {  # GLiREL (DeBERTa-v3-large) without synthetic pre-training, Table 1 of Boylan et al. 2025
@@ -60,32 +66,18 @@ SEEDS = (40, 41, 42, 43, 44)
 Pair = tuple[list[str], tuple[int, int], tuple[int, int], str]
 
 
-def macro_prf(gold: Sequence[int], pred: Sequence[int], num_classes: int) -> tuple[float, float, float]:
-    """Mean over classes of per-class precision, recall and F1 (glirel's evaluator; 0 when undefined).
-
-    Example:
-        >>> [round(x, 3) for x in macro_prf([0, 0, 1, 1], [0, 1, 1, 1], 2)]
-        [0.833, 0.75, 0.733]
-    """
-    gold_a, pred_a = np.asarray(gold), np.asarray(pred)
-    ps, rs, fs = [], [], []
-    for c in range(num_classes):
-        tp = int(((gold_a == c) & (pred_a == c)).sum())
-        predicted, actual = int((pred_a == c).sum()), int((gold_a == c).sum())
-        p = tp / predicted if predicted else 0.0
-        r = tp / actual if actual else 0.0
-        ps.append(p)
-        rs.append(r)
-        fs.append(2 * p * r / (p + r) if p + r else 0.0)
-    return float(np.mean(ps)), float(np.mean(rs)), float(np.mean(fs))
-
-
-def classify_pairs(model: GLiREL, pairs: Sequence[Pair], labels: Sequence[str], batch_size: int) -> list[int]:
-    """Argmax label index for each pair's (head → tail) direction."""
+def classify_pairs(model: GLiREL, pairs: Sequence[Pair], labels: Sequence[str], batch_size: int,
+                   descriptions: Optional[dict[str, str]] = None) -> list[int]:
+    """Argmax label index for each pair's (head → tail) direction; `descriptions` (label → prompt text)
+    makes the model read the description in place of the name."""
     texts = [p[0] for p in pairs]
     ner = [[[h[0], h[1], "entity", " ".join(w[h[0]:h[1] + 1])], [t[0], t[1], "entity", " ".join(w[t[0]:t[1] + 1])]]
            for w, h, t, _ in pairs]
-    scores = model.score_pairs(texts, list(labels), ner, batch_size=batch_size)
+    label_spec: Any = list(labels)
+    if descriptions:
+        label_spec = {"glirel_labels": {label: {"description": descriptions[label]} if label in descriptions else {}
+                                        for label in labels}}
+    scores = model.score_pairs(texts, label_spec, ner, batch_size=batch_size)
     predictions = []
     for score in scores:
         row = int(np.flatnonzero((score.heads == 0) & (score.tails == 1))[0])
@@ -94,7 +86,8 @@ def classify_pairs(model: GLiREL, pairs: Sequence[Pair], labels: Sequence[str], 
 
 
 def argmax_protocol(model: GLiREL, by_relation: dict[str, list[Pair]], m: int, seeds: Sequence[int],
-                    batch_size: int, per_relation: Optional[int] = None, names: Optional[dict[str, str]] = None) -> dict[str, Any]:
+                    batch_size: int, per_relation: Optional[int] = None,
+                    descriptions: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """m relations per seed → macro P/R/F1 per seed and their mean/std (in %)."""
     relations = sorted(by_relation)
     if m > len(relations):
@@ -113,7 +106,7 @@ def argmax_protocol(model: GLiREL, by_relation: dict[str, list[Pair]], m: int, s
         label_set = sorted(set(labels))
         if len(label_set) != m:
             raise ValueError(f"two of the chosen relations share a label name: {label_set}")
-        pred = classify_pairs(model, pairs, label_set, batch_size)
+        pred = classify_pairs(model, pairs, label_set, batch_size, descriptions)
         gold = [label_set.index(x) for x in labels]
         p, r, f = macro_prf(gold, pred, m)
         runs.append({"seed": seed, "relations": chosen, "n": len(pairs), "P": 100 * p, "R": 100 * r, "F1": 100 * f})
@@ -172,14 +165,6 @@ def allpairs_scores(model: GLiREL, instances: list[dict[str, Any]], labels: list
     return np.concatenate(probs), np.concatenate(golds)
 
 
-def micro_prf(probs: np.ndarray, gold: np.ndarray, threshold: float) -> tuple[float, float, float]:
-    pred = probs >= threshold
-    tp = int((pred & gold).sum())
-    p = tp / max(1, int(pred.sum()))
-    r = tp / max(1, int(gold.sum()))
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
 def heldout_allpairs(model: GLiREL, data_dir: Path, names: dict[str, str], holdout: list[str], m: int,
                      seeds: Sequence[int], batch_size: int, max_docs: Optional[int] = None) -> dict[str, Any]:
     dev_docs = load_redocred(data_path(data_dir, "redocred", "dev_revised.json"))[:max_docs]
@@ -195,8 +180,7 @@ def heldout_allpairs(model: GLiREL, data_dir: Path, names: dict[str, str], holdo
             return [i for i in instances if len(i["ner"]) <= 30]
 
         dev_p, dev_g = allpairs_scores(model, load(dev_docs), labels, batch_size)
-        grid = np.linspace(0.05, 0.95, 19)
-        best = max(grid, key=lambda th: micro_prf(dev_p, dev_g, th)[2])
+        best = best_threshold(dev_p, dev_g)
         test_p, test_g = allpairs_scores(model, load(test_docs), labels, batch_size)
         p, r, f = micro_prf(test_p, test_g, float(best))
         runs.append({"seed": seed, "relations": chosen, "threshold": float(best), "P": 100 * p, "R": 100 * r, "F1": 100 * f,
@@ -204,6 +188,29 @@ def heldout_allpairs(model: GLiREL, data_dir: Path, names: dict[str, str], holdo
     summary = {k: float(np.mean([run[k] for run in runs])) for k in ("P", "R", "F1")}
     summary["F1_std"] = float(np.std([run["F1"] for run in runs]))
     return {"m": m, "seeds": list(seeds), "runs": runs, **summary}
+
+
+def fewrel_extraction(model: GLiREL, path: Path, names: dict[str, str], m: int, seeds: Sequence[int], batch_size: int,
+                      per_relation: Optional[int] = None) -> dict[str, Any]:
+    """The extraction protocol on FewRel val_wiki at the artifact's default threshold (micro, in %)."""
+    by_relation: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for instance in fewrel_to_glirel(load_fewrel(path), names):
+        by_relation[instance["relations"][0]["relation_id"]].append(instance)
+    instances = []
+    for relation, items in sorted(by_relation.items()):
+        if per_relation is not None and len(items) > per_relation:
+            items = random.Random(f"extraction-{relation}").sample(items, per_relation)
+        instances.extend(items)
+    pool = sorted({i["relations"][0]["relation_text"] for i in instances})
+    threshold = model.config.default_threshold
+    runs = []
+    for seed in seeds:
+        probabilities, gold, labels = extraction_protocol(model, instances, pool, m, [seed], batch_size)
+        p, r, f = micro_prf(probabilities, gold, threshold)
+        runs.append({"seed": seed, "labels": labels[0], "P": 100 * p, "R": 100 * r, "F1": 100 * f})
+    summary = {k: float(np.mean([run[k] for run in runs])) for k in ("P", "R", "F1")}
+    summary["F1_std"] = float(np.std([run["F1"] for run in runs]))
+    return {"m": m, "threshold": threshold, "sentences": len(instances), "runs": runs, **summary}
 
 
 # ---------------------------------------------------------------------- main
@@ -229,7 +236,7 @@ def print_table(results: dict[str, Any], model_name: str, seeds: Sequence[int]) 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(REPO / "models" / "glirel-minilm-redocred"), help="artifact directory")
+    parser.add_argument("--model", default=str(REPO / "models" / "glirel-minilm-fewrel"), help="artifact directory")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="shared data folder")
     parser.add_argument("--m", type=int, nargs="+", default=[5, 10, 15], help="numbers of unseen relations (FewRel)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
@@ -237,10 +244,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="cap sentences per relation (seeded sample; default: all 700 of FewRel)")
     parser.add_argument("--allpairs-docs", type=int, default=100,
                         help="Re-DocRED documents (first N of dev and of test) for the all-pairs evaluation")
-    parser.add_argument("--tasks", nargs="+", default=["fewrel", "redocred-heldout", "redocred-heldout-allpairs",
-                                                       "fewrel-nyt", "fewrel-pubmed", "webnlg"])
+    parser.add_argument("--tasks", nargs="+", default=["fewrel", "fewrel-extraction", "redocred-heldout",
+                                                       "redocred-heldout-allpairs", "fewrel-nyt", "fewrel-pubmed", "webnlg"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    parser.add_argument("--providers", default="cpu",
+                        help="engine (default: onnxruntime CPU, the reference; e.g. auto, openvino)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -248,9 +257,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not data_dir.is_dir():
         print(f"error: data directory {data_dir} not found; pass --data-dir (see ../shared/README.md)", file=sys.stderr)
         return 2
-    model = GLiREL.from_pretrained(args.model, threads=args.threads)
+    model = GLiREL.from_pretrained(args.model, providers=args.providers, threads=args.threads)
     names = wikidata_names(data_dir)
-    results: dict[str, Any] = {"model": str(args.model), "precision": model.config.precision,
+    results: dict[str, Any] = {"model": str(args.model), "precision": model.config.precision, "providers": model.providers,
                                "per_relation": args.per_relation}
     started = time.time()
 
@@ -263,6 +272,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         pairs = fewrel_pairs(data_path(data_dir, "fewrel", "val_wiki.json"), names)
         for m in args.m:
             report(f"fewrel@{m}", argmax_protocol(model, pairs, m, args.seeds, args.batch_size, args.per_relation))
+    if "fewrel-extraction" in args.tasks:
+        report("fewrel-extraction@10", fewrel_extraction(model, data_path(data_dir, "fewrel", "val_wiki.json"), names,
+                                                         10, args.seeds, args.batch_size, args.per_relation))
     holdout = wikizsl_holdout_relations(data_dir)
     results["wikizsl_holdout"] = holdout
     if "redocred-heldout" in args.tasks:

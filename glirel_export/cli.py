@@ -35,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             device=args.device, exporter=args.exporter, encoder=args.encoder, threshold=args.threshold)
     try:
         config = export_checkpoint(args.checkpoint, args.out_dir, options, overwrite=args.overwrite)
-    except (CheckpointError, UnsupportedCheckpointError, ExportVerificationError, FileExistsError, ValueError) as error:
+    except (CheckpointError, UnsupportedCheckpointError, ExportVerificationError, OSError, ValueError) as error:
         print(f"glirel-export: refused: {error}", file=sys.stderr)
         return 1
     print(format_report(config))

@@ -30,14 +30,17 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-"""`../shared/data` relative to the repository (where the shared data lives)."""
+DEFAULT_DATA_DIR = Path(os.environ.get("GLIREL_ONNX_SHARED_DATA")
+                        or Path(__file__).resolve().parent.parent.parent / "shared" / "data")
+"""The shared data folder: ``$GLIREL_ONNX_SHARED_DATA``, else `../shared/data` beside the checkout."""
 
 Instance = dict[str, Any]
 
@@ -80,12 +83,16 @@ def read_jsonl(path: str | Path) -> list[Instance]:
 
 
 def write_jsonl(instances: Iterable[Instance], path: str | Path) -> int:
-    """Write instances as JSONL; returns how many were written."""
+    """Write instances as JSONL (atomically: a temporary file renamed when complete); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with Path(path).open("w", encoding="utf-8") as handle:
+    with tmp.open("w", encoding="utf-8") as handle:
         for instance in instances:
             handle.write(json.dumps(instance, ensure_ascii=False) + "\n")
             count += 1
+    os.replace(tmp, path)
     return count
 
 
@@ -369,3 +376,308 @@ def webnlg_to_glirel(path: str | Path) -> list[Instance]:
                     instances.append({"tokenized_text": list(sent), "ner": ner_out, "relations": relations})
                 offset += len(sent)
     return instances
+
+
+# ---------------------------------------------------------------------- training corpora from raw sources
+
+
+class SourceError(ValueError):
+    """A malformed row in a raw source file; the message starts with ``file:line``."""
+
+
+def sentence_key(words: Sequence[str]) -> str:
+    """A tokenization- and case-blind key for a sentence (letters and digits only), to find duplicates.
+
+    Example:
+        >>> sentence_key(["Ada", "Lovelace", ",", "born"]) == sentence_key(["ada lovelace", "born"])
+        True
+    """
+    return re.sub(r"[\W_]+", "", "".join(words).lower())
+
+
+def _instance(words: Sequence[str], head: tuple[int, int], tail: tuple[int, int], relation_id: str,
+              names: dict[str, str], where: str, entity_type: str = "entity") -> Instance:
+    """One sentence with one gold pair (spans inclusive), whitespace-only words dropped and spans remapped."""
+    n = len(words)
+    for side, (start, end) in (("head", head), ("tail", tail)):
+        if not 0 <= start <= end < n:
+            raise SourceError(f"{where}: {side} span [{start}, {end}] is outside the sentence's {n} words")
+    if head == tail:
+        raise SourceError(f"{where}: head and tail are the same span")
+    keep = [i for i, word in enumerate(words) if isinstance(word, str) and word.strip()]
+    new_index = {old: new for new, old in enumerate(keep)}
+    clean = [words[i].strip() for i in keep]
+
+    def remap(span: tuple[int, int], side: str) -> list[int]:
+        inside = [new_index[i] for i in range(span[0], span[1] + 1) if i in new_index]
+        if not inside:
+            raise SourceError(f"{where}: the {side} span holds only whitespace")
+        return [inside[0], inside[-1]]
+
+    h, t = remap(head, "head"), remap(tail, "tail")
+    if h == t:
+        raise SourceError(f"{where}: head and tail are the same span")
+    head_entity = {"position": h, "mention": " ".join(clean[h[0]:h[1] + 1]), "type": entity_type}
+    tail_entity = {"position": t, "mention": " ".join(clean[t[0]:t[1] + 1]), "type": entity_type}
+    return {
+        "tokenized_text": clean,
+        "ner": [[h[0], h[1], entity_type, head_entity["mention"]], [t[0], t[1], entity_type, tail_entity["mention"]]],
+        "relations": [{"head": head_entity, "tail": tail_entity, "relation_id": relation_id,
+                       "relation_text": label_name(relation_id, names)}],
+    }
+
+
+def _name_to_id(data_dir: str | Path) -> dict[str, str]:
+    """FewRel relation name → Wikidata id (from FewRel's pid2name.json)."""
+    table = _load_json(data_path(data_dir, "fewrel", "pid2name.json"))
+    return {name: pid for pid, (name, _description) in table.items()}
+
+
+def _lines(path: Path) -> Iterable[tuple[str, str]]:
+    """(``file:line``, text) for every non-empty line; a byte that is not UTF-8 is refused with its line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise SourceError(f"{where}: not UTF-8 ({error.reason} at byte {error.start})") from None
+            if text.strip():
+                yield where, text.rstrip("\r\n")
+
+
+def read_wiki80(path: str | Path, data_dir: str | Path = DEFAULT_DATA_DIR) -> list[Instance]:
+    """Wiki80 / OpenNRE JSON lines (``token``, ``h``/``t`` with ``pos`` = [start, end), ``relation``) → instances.
+
+    Example:
+        >>> read_wiki80("../shared/data/fewrel-train/sources/wiki80/dev.txt")[0]["relations"][0]["relation_id"]  # doctest: +SKIP
+        'P931'
+    """
+    path = Path(path)
+    to_id, names = _name_to_id(data_dir), wikidata_names(data_dir)
+    instances = []
+    for where, text in _lines(path):
+        try:
+            row = json.loads(text)
+            words, head, tail, relation = row["token"], row["h"]["pos"], row["t"]["pos"], row["relation"]
+            if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+                raise TypeError("`token` must be a list of strings")
+            (hs, he), (ts, te) = (int(head[0]), int(head[1])), (int(tail[0]), int(tail[1]))
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise SourceError(f"{where}: not an OpenNRE row ({type(error).__name__}: {error})") from None
+        if relation not in to_id:
+            raise SourceError(f"{where}: unknown relation name {relation!r}")
+        instances.append(_instance(words, (hs, he - 1), (ts, te - 1), to_id[relation], names, where))
+    return instances
+
+
+def read_fewrel_split_set(path: str | Path, data_dir: str | Path = DEFAULT_DATA_DIR) -> list[Instance]:
+    """A FewRel split-set file (tab-separated: 1-based label index, candidates, lowercased sentence,
+    head, head token ids, tail, tail token ids, head id, tail id) → instances.
+
+    The label index counts lines of ``relation_name.txt`` beside the file, which lists
+    Wiki80's relations in ``wiki80/rel2id.json`` order.
+
+    Example:
+        >>> rows = read_fewrel_split_set("../shared/data/fewrel-train/sources/cfrl/10_100_10_2_train_0.txt")  # doctest: +SKIP
+    """
+    path = Path(path)
+    rel2id = _load_json(path.parent.parent / "wiki80" / "rel2id.json")
+    by_index = {index + 1: name for name, index in rel2id.items()}
+    to_id, names = _name_to_id(data_dir), wikidata_names(data_dir)
+    instances = []
+    for where, text in _lines(path):
+        columns = text.split("\t")
+        if len(columns) != 9:
+            raise SourceError(f"{where}: expected 9 tab-separated columns, found {len(columns)}")
+        try:
+            label = int(columns[0])
+            head_ids = [int(x) for x in columns[4].split()]
+            tail_ids = [int(x) for x in columns[6].split()]
+        except ValueError as error:
+            raise SourceError(f"{where}: a label index or token id is not an integer ({error})") from None
+        if label not in by_index:
+            raise SourceError(f"{where}: label index {label} is not a Wiki80 relation (1..{len(by_index)})")
+        if not head_ids or not tail_ids:
+            raise SourceError(f"{where}: empty head or tail token ids")
+        words = columns[2].split(" ")
+        instances.append(_instance(words, (min(head_ids), max(head_ids)), (min(tail_ids), max(tail_ids)),
+                                   to_id[by_index[label]], names, where))
+    return instances
+
+
+WEBRED_MARKERS = re.compile(r"(SUBJ|OBJ)\{(.*?)\}")
+WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+def read_webred(path: str | Path, data_dir: str | Path = DEFAULT_DATA_DIR) -> tuple[list[Instance], list[Instance]]:
+    """WebRED JSON (sentences with ``SUBJ{…}``/``OBJ{…}`` markers, rater votes) → (positives, negatives).
+
+    A sentence is positive when more than half its raters accepted the relation. A
+    negative keeps its two entities, no relation, and the rejected relation's name in
+    ``negative_labels`` (a hard negative: a label that was proposed and does not apply).
+
+    Example:
+        >>> positives, negatives = read_webred("../shared/data/webred/webred_5.json")  # doctest: +SKIP
+    """
+    path = Path(path)
+    rows = _load_json(path)
+    if not isinstance(rows, list):
+        raise SourceError(f"{path}: WebRED data must be a list of sentences")
+    names = wikidata_names(data_dir)
+    positives, negatives = [], []
+    for number, row in enumerate(rows):
+        where = f"{path}: item {number}"
+        try:
+            sentence, relation = row["sentence"], row["relation_id"]
+            positive = int(row["num_pos_raters"]) * 2 > int(row["num_raters"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SourceError(f"{where}: not a WebRED row ({type(error).__name__}: {error})") from None
+        words: list[str] = []
+        mentions: dict[str, list[tuple[int, int]]] = {"SUBJ": [], "OBJ": []}
+        cursor = 0
+        for marker in WEBRED_MARKERS.finditer(sentence):
+            words.extend(WORDS.findall(sentence[cursor:marker.start()]))
+            inner = WORDS.findall(marker.group(2))
+            if not inner:
+                raise SourceError(f"{where}: empty {marker.group(1)}{{}} marker")
+            mentions[marker.group(1)].append((len(words), len(words) + len(inner) - 1))
+            words.extend(inner)
+            cursor = marker.end()
+        words.extend(WORDS.findall(sentence[cursor:]))
+        if not mentions["SUBJ"] or not mentions["OBJ"]:
+            raise SourceError(f"{where}: needs a SUBJ{{…}} and an OBJ{{…}} marker")
+        # an entity marked more than once: its mention nearest the other entity
+        spans = dict(zip(("SUBJ", "OBJ"), min(
+            ((s, o) for s in mentions["SUBJ"] for o in mentions["OBJ"]),
+            key=lambda pair: (abs(pair[0][0] - pair[1][0]), pair))))
+        instance = _instance(words, spans["SUBJ"], spans["OBJ"], relation, names, where)
+        if positive:
+            positives.append(instance)
+        else:
+            instance["negative_labels"] = [instance["relations"][0]["relation_text"]]
+            instance["relations"] = []
+            negatives.append(instance)
+    return positives, negatives
+
+
+FEWREL64_SOURCES = ("wiki80/dev.txt", "wiki80/train_0.1.txt", "wiki80/train_0.01.txt",
+                    "cfrl/10_100_10_2_train_0.txt", "cfrl/10_100_10_5_train_0.txt", "cfrl/10_100_10_10_train_0.txt",
+                    "cfrl/10_100_10_2_test_0.txt", "cfrl/10_100_10_5_test_0.txt", "cfrl/10_100_10_10_test_0.txt")
+"""The raw files of ``fewrel-train/sources``, cased Wiki80 first (so a duplicate keeps its cased copy)."""
+
+
+def fewrel64(data_dir: str | Path = DEFAULT_DATA_DIR) -> list[Instance]:
+    """FewRel's 64 training relations from the raw sources: val_wiki's relations and sentences removed,
+    duplicate (sentence, pair)s removed (the first, cased, copy kept), whitespace-only words dropped.
+
+    Example:
+        >>> len(fewrel64("../shared/data"))  # doctest: +SKIP
+        17281
+    """
+    root = data_path(data_dir, "fewrel-train", "sources")
+    val_wiki = load_fewrel(data_path(data_dir, "fewrel", "val_wiki.json"))
+    excluded_relations = set(val_wiki)
+    val_wiki_sentences = {sentence_key(item["tokens"]) for items in val_wiki.values() for item in items}
+    seen: set[tuple[str, str, str]] = set()  # (sentence, head, tail): one sentence may carry several pairs
+    instances = []
+    for name in FEWREL64_SOURCES:
+        path = data_path(root, *name.split("/"))
+        rows = read_wiki80(path, data_dir) if name.startswith("wiki80") else read_fewrel_split_set(path, data_dir)
+        for instance in rows:
+            relation = instance["relations"][0]
+            sentence = sentence_key(instance["tokenized_text"])
+            pair = (sentence, sentence_key([relation["head"]["mention"]]), sentence_key([relation["tail"]["mention"]]))
+            if relation["relation_id"] in excluded_relations or sentence in val_wiki_sentences or pair in seen:
+                continue
+            seen.add(pair)
+            instances.append(instance)
+    return instances
+
+
+def redocred_test_sentences(data_dir: str | Path = DEFAULT_DATA_DIR) -> set[str]:
+    """`sentence_key`s of every Re-DocRED test sentence (kept out of training)."""
+    documents = load_redocred(data_path(data_dir, "redocred", "test_revised.json"))
+    return {sentence_key(sentence) for doc in documents for sentence in doc["sents"]}
+
+
+def training_corpus(data_dir: str | Path = DEFAULT_DATA_DIR) -> dict[str, list[Instance]]:
+    """The default model's training and calibration data, by source (deterministic).
+
+    * ``fewrel64``: FewRel's training relations (MIT);
+    * ``webred_positive`` / ``webred_negative``: WebRED-5 (CC BY 4.0) majority-positive
+      sentences, and majority-negative ones as pairs with no relation;
+    * ``redocred``: Re-DocRED dev sentences (MIT), every entity pair, triples where annotated,
+      sentences without any triple kept as negatives;
+    * ``calibration``: FewRel sentences of the held-out relations, never trained on, for
+      choosing the default threshold.
+
+    Kept out of training: every FewRel val_wiki relation and sentence, the Wiki-ZSL-style
+    hold-out relations (`wikizsl_holdout_relations`), every sentence that occurs in
+    Re-DocRED test. A sentence of a held-out relation is dropped (or, in Re-DocRED, its
+    triple removed), never turned into a negative.
+
+    Example:
+        >>> corpus = training_corpus("../shared/data")  # doctest: +SKIP
+        >>> sorted(corpus)  # doctest: +SKIP
+        ['calibration', 'fewrel64', 'redocred', 'webred_negative', 'webred_positive']
+    """
+    val_wiki = set(fewrel_val_wiki_relations(data_dir))
+    holdout = set(wikizsl_holdout_relations(data_dir))
+    test_keys = redocred_test_sentences(data_dir)
+
+    def allowed(instance: Instance) -> bool:
+        return sentence_key(instance["tokenized_text"]) not in test_keys
+
+    def relation_of(instance: Instance) -> Optional[str]:
+        return instance["relations"][0]["relation_id"] if instance["relations"] else None
+
+    few = [i for i in fewrel64(data_dir) if allowed(i)]
+    positives, negatives = read_webred(data_path(data_dir, "webred", "webred_5.json"), data_dir)
+    names = wikidata_names(data_dir)
+    documents = load_redocred(data_path(data_dir, "redocred", "dev_revised.json"))
+    redocred = [i for i in redocred_to_glirel(documents, names, exclude_relations=val_wiki | holdout) if allowed(i)]
+    for instance in redocred:
+        instance.pop("doc", None), instance.pop("sents", None)
+    # a rejected WebRED label that is one of the unseen relations would teach that label: drop the sentence
+    negatives = [i for i in negatives if allowed(i) and i["negative_labels"][0] not in
+                 {label_name(r, names) for r in val_wiki | holdout}]
+    return {
+        "fewrel64": [i for i in few if relation_of(i) not in holdout],
+        "webred_positive": [i for i in positives if allowed(i) and relation_of(i) not in val_wiki | holdout],
+        "webred_negative": negatives,
+        "redocred": redocred,
+        "calibration": [i for i in few if relation_of(i) in holdout],
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m glirel_export.datasets OUT_DIR``: write the training corpus as glirel JSONL, one file per source."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m glirel_export.datasets", description=main.__doc__)
+    parser.add_argument("out_dir", help="folder for train.jsonl, calibration.jsonl and one file per source")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="shared data folder (or $GLIREL_ONNX_SHARED_DATA)")
+    args = parser.parse_args(argv)
+    try:
+        corpus = training_corpus(args.data_dir)
+    except (SourceError, FileNotFoundError) as error:
+        print(f"error: {error}")
+        return 2
+    out = Path(args.out_dir)
+    train: list[Instance] = []
+    for source, instances in corpus.items():
+        count = write_jsonl(instances, out / f"{source}.jsonl")
+        print(f"{source}: {count} sentences")
+        if source != "calibration":
+            train.extend(instances)
+    print(f"train: {write_jsonl(train, out / 'train.jsonl')} sentences -> {out / 'train.jsonl'}")
+    names = wikidata_names(args.data_dir)
+    pool = sorted(label_name(r, names) for r in wikizsl_holdout_relations(args.data_dir))
+    (out / "calibration_labels.json").write_text(json.dumps(pool, indent=1) + "\n")
+    print(f"calibration label pool: {len(pool)} held-out relation names -> {out / 'calibration_labels.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

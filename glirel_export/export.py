@@ -11,6 +11,8 @@ from __future__ import annotations
 import platform
 import shutil
 import tempfile
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -18,11 +20,14 @@ from typing import Any, Optional
 import torch
 
 from glirel_runtime.artifact import (
-    GRAPH_INPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig,
+    GRAPH_INPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig, dynamic_axes,
 )
 from glirel_runtime.features import FeatureBuilder
 
-from .checkpoint import ENTITY_END, ENTITY_START, REL_TOKEN, SEP_TOKEN, LoadedCheckpoint, load_checkpoint
+from .checkpoint import (
+    ENTITY_END, ENTITY_START, REL_TOKEN, SEP_TOKEN, LoadedCheckpoint, describe_encoder, load_checkpoint, portable_name,
+    without_machine_paths,
+)
 
 FP32_TOLERANCE = 1e-4
 
@@ -73,9 +78,10 @@ def artifact_config(loaded: LoadedCheckpoint, options: ExportOptions) -> Artifac
         default_threshold=options.threshold,
         coreference_label=config.get("coreference_label"),
         source={
-            "checkpoint": loaded.checkpoint,
-            "encoder": loaded.encoder_name,
-            "glirel_config": config,
+            "checkpoint": portable_name(str(Path(loaded.checkpoint).resolve()) if Path(loaded.checkpoint).is_dir()
+                                        else loaded.checkpoint),
+            "encoder": describe_encoder(loaded.encoder_name, loaded.encoder_revision),
+            "glirel_config": without_machine_paths(config),
             "exporter": {
                 "glirel_export": glirel_export.__version__, "torch": torch.__version__, "opset": options.opset,
                 "exporter": options.exporter, "optimize": options.optimize, "python": platform.python_version(),
@@ -91,16 +97,39 @@ def _trace_inputs(features: FeatureBuilder) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(value) for name, value in inputs.items()}
 
 
-def _export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path, options: ExportOptions) -> None:
+def summarise_warnings(caught: list[warnings.WarningMessage]) -> dict[str, Any]:
+    """Count warnings by category, keeping one example message of each (for the export report).
+
+    Example:
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warnings.warn("shape used as a Python value", UserWarning)
+        >>> summarise_warnings(caught)
+        {'count': 1, 'by_category': {'UserWarning': 1}, 'examples': {'UserWarning': 'shape used as a Python value'}}
+    """
+    by_category = Counter(w.category.__name__ for w in caught)
+    examples: dict[str, str] = {}
+    for w in caught:
+        examples.setdefault(w.category.__name__, str(w.message).splitlines()[0][:200])
+    return {"count": len(caught), "by_category": dict(by_category), "examples": examples}
+
+
+def _export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path, options: ExportOptions) -> dict[str, Any]:
+    """Trace `model` to `path`; returns the summary of the tracer's warnings (they are not printed)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trace(model, inputs, path, options)
+    return summarise_warnings(caught)
+
+
+def _trace(model: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path, options: ExportOptions) -> None:
     output_names = model.output_names
     args = tuple(inputs[name] for name in GRAPH_INPUTS)
     if options.exporter == "torchscript":
-        dynamic_axes = {name: {i: axis for i, axis in enumerate(axes) if axis != "2"} for name, (_, axes) in GRAPH_INPUTS.items()}
-        dynamic_axes["logits"] = {0: "batch", 1: "pairs", 2: "labels"}
-        dynamic_axes["coref_logits"] = {0: "batch", 1: "pairs"}
+        axes = dynamic_axes()  # from the contract's input and output tables
         torch.onnx.export(
             model, args, str(path), input_names=list(GRAPH_INPUTS), output_names=output_names,
-            dynamic_axes={k: v for k, v in dynamic_axes.items() if k in list(GRAPH_INPUTS) + output_names},
+            dynamic_axes={k: v for k, v in axes.items() if k in list(GRAPH_INPUTS) + output_names},
             opset_version=options.opset, do_constant_folding=True, dynamo=False,
         )
     elif options.exporter == "dynamo":
@@ -115,7 +144,7 @@ def _export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], path: 
         raise ValueError(f"unknown exporter {options.exporter!r}; use 'torchscript' or 'dynamo'")
 
 
-def _post_process(path: Path, options: ExportOptions, config: ArtifactConfig, num_heads: int, hidden: int) -> dict[str, Any]:
+def _post_process(path: Path, options: ExportOptions, num_heads: int, hidden: int) -> dict[str, Any]:
     notes: dict[str, Any] = {}
     if options.optimize:
         from onnxruntime.transformers.optimizer import optimize_model
@@ -163,6 +192,11 @@ def export_checkpoint(
     options = options or ExportOptions()
     precision = options.precision  # validates the option combination first
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"output path {out_dir} is a file, not a directory: choose another output directory")
+    blocking = next((parent for parent in out_dir.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise FileExistsError(f"cannot create {out_dir}: {blocking} is a file, not a directory")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite)")
 
@@ -176,15 +210,16 @@ def export_checkpoint(
         model = loaded.model.to(options.device)
         trace_inputs = {k: v.to(options.device) for k, v in _trace_inputs(features).items()}
         with torch.no_grad():
-            _export_onnx(model, trace_inputs, staging / MODEL_FILE, options)
+            tracer_warnings = _export_onnx(model, trace_inputs, staging / MODEL_FILE, options)
         encoder_config = model.token_rep_layer.bert_layer.model.config
-        notes = _post_process(staging / MODEL_FILE, options, config, encoder_config.num_attention_heads, encoder_config.hidden_size)
+        notes = _post_process(staging / MODEL_FILE, options, encoder_config.num_attention_heads, encoder_config.hidden_size)
         del model, loaded
 
         # a freshly loaded model: the traced module can behave differently afterwards
         reference = load_checkpoint(checkpoint, encoder=options.encoder).model.to(options.device)
         report = verify_artifact(_session(staging / MODEL_FILE, options.device), reference, features, options.threshold, options.device)
         report.update(notes)
+        report["export_warnings"] = tracer_warnings
         report["precision"] = precision
         report["passed"] = precision != "fp32" or report["max_abs_diff"] <= FP32_TOLERANCE
         config.verification = report
@@ -217,4 +252,9 @@ def format_report(config: ArtifactConfig) -> str:
     lines.append(f"  max |Δp| = {report['max_abs_diff']:.2e}; decisions agreeing = {100 * report['decision_agreement']:.3f}%")
     if report.get("fusions"):
         lines.append(f"  fusions: {report['fusions']}")
+    noted = report.get("export_warnings") or {}
+    if noted.get("count"):
+        kinds = ", ".join(f"{count} {name}" for name, count in noted["by_category"].items())
+        example = noted["examples"].get("TracerWarning") or next(iter(noted["examples"].values()))
+        lines.append(f"  export warnings (not shown; stored in the artifact's verification): {kinds}, e.g. {example[:80]!r}…")
     return "\n".join(lines)

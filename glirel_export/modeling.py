@@ -13,6 +13,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from glirel_runtime.artifact import GRAPH_OUTPUTS
+
 from .layers import FeedForward, LengthAwareBiLSTM, PairBuilder, RefineLayer, Scorer, gather_rows
 
 SUPPORTED = {
@@ -141,7 +143,8 @@ class GLiRELForExport(nn.Module):
 
     @property
     def output_names(self) -> list[str]:
-        return ["logits", "coref_logits"] if self.options.coref_classifier else ["logits"]
+        names = list(GRAPH_OUTPUTS)  # the contract's output table: logits, then coref_logits
+        return names if self.options.coref_classifier else names[:1]
 
     def forward(
         self,

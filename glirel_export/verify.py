@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from glirel_runtime.features import FeatureBuilder
+from glirel_runtime.pipeline import decode_scores
 
 SAMPLE_WORDS = (
     "Marie Curie was born in Warsaw and later worked in Paris with her husband Pierre . "
@@ -64,45 +65,49 @@ def verification_cases(max_words: int, max_subwords: Optional[int], seed: int = 
     return cases
 
 
-def _probabilities(logits: np.ndarray, inputs: dict[str, np.ndarray], num_pairs: list[int]) -> list[np.ndarray]:
-    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    return [probs[row, :p] for row, p in enumerate(num_pairs)]
+class _TorchEngine:
+    """The PyTorch model as a pipeline engine, so both sides decode through the same runtime stage."""
+
+    def __init__(self, model: torch.nn.Module, device: str, output_names: list[str]):
+        self.model, self.device, self.output_names = model, device, output_names
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            outputs = self.model(**{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()})
+        return {name: out.float().cpu().numpy() for name, out in zip(self.output_names, outputs)}
 
 
 def verify_artifact(
     session: Any, model: torch.nn.Module, features: FeatureBuilder, threshold: float, device: str = "cpu"
 ) -> dict[str, Any]:
-    """Run every case through the ONNX session and the PyTorch model; return the figures.
+    """Run every case through the ONNX graph and the PyTorch model; return the figures.
 
-    Figures: max absolute difference of probabilities, and the share of (pair, label)
-    decisions at `threshold` on which both agree.
+    The ONNX side runs the runtime's own stages (`FeatureBuilder.encode`/`pad`, the session
+    as an engine, `pipeline.decode_scores`), so what is verified is what users run.
+    Figures: max absolute difference of probabilities (and coreference probabilities), and
+    the share of (pair, label) decisions at `threshold` on which both agree.
     """
+    from glirel_runtime.engines import OnnxRuntimeEngine
+
     config = features.config
     report: dict[str, Any] = {"cases": [], "threshold": threshold}
     worst, agree, total = 0.0, 0, 0
-    output_names = [o.name for o in session.get_outputs()]
+    onnx_engine = OnnxRuntimeEngine(session, io_binding=False)
+    torch_engine = _TorchEngine(model, device, onnx_engine.output_names)
     for case in verification_cases(config.max_words, config.max_subwords):
         encoded = features.encode(case.labels, case.word_lists, case.span_lists)
         inputs = features.pad(encoded)
-        num_pairs = [e.pair_index.shape[0] for e in encoded]
-        onnx_outputs = dict(zip(output_names, session.run(None, inputs)))
-        with torch.no_grad():
-            torch_outputs = model(**{k: torch.from_numpy(v).to(device) for k, v in inputs.items()})
-        torch_logits = torch_outputs[0].float().cpu().numpy()
+        ours_all = decode_scores(onnx_engine.run(inputs), encoded, len(case.labels))
+        reference_all = decode_scores(torch_engine.run(inputs), encoded, len(case.labels))
         case_max = 0.0
-        for ours, reference in zip(
-            _probabilities(onnx_outputs["logits"], inputs, num_pairs), _probabilities(torch_logits, inputs, num_pairs)
-        ):
-            if ours.size:
-                case_max = max(case_max, float(np.abs(ours - reference).max()))
-                agree += int(((ours > threshold) == (reference > threshold)).sum())
-                total += ours.size
-        if "coref_logits" in onnx_outputs:
-            coref = torch_outputs[1].float().cpu().numpy()
-            for row, p in enumerate(num_pairs):
-                reference = 1 / (1 + np.exp(-coref[row, :p]))
-                ours = 1 / (1 + np.exp(-onnx_outputs["coref_logits"][row, :p].astype(np.float64)))
-                case_max = max(case_max, float(np.abs(ours - reference).max(initial=0.0)))
+        for ours, reference in zip(ours_all, reference_all):
+            if ours.probabilities.size:
+                case_max = max(case_max, float(np.abs(ours.probabilities - reference.probabilities).max()))
+                agree += int(((ours.probabilities > threshold) == (reference.probabilities > threshold)).sum())
+                total += ours.probabilities.size
+            if ours.coref_probabilities is not None:
+                difference = np.abs(ours.coref_probabilities - reference.coref_probabilities)
+                case_max = max(case_max, float(difference.max(initial=0.0)))
         worst = max(worst, case_max)
         report["cases"].append({
             "name": case.name, "batch": len(case.word_lists), "labels": len(case.labels),

@@ -5,9 +5,10 @@
 """
 __version__ = "0.1.0"
 
-from .artifact import FORMAT_VERSION, ArtifactConfig
-from .model import GLiREL, PairScores
+from .artifact import FORMAT_VERSION, ArtifactConfig, ArtifactError
+from .model import GLiREL
+from .pipeline import PairScores
 from .trt_profile import ShapeLimits
 from .validation import InputError
 
-__all__ = ["ArtifactConfig", "FORMAT_VERSION", "GLiREL", "InputError", "PairScores", "ShapeLimits", "__version__"]
+__all__ = ["ArtifactConfig", "ArtifactError", "FORMAT_VERSION", "GLiREL", "InputError", "PairScores", "ShapeLimits", "__version__"]

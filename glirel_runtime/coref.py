@@ -112,13 +112,14 @@ def cluster_index(clusters: Sequence[Sequence[int]], num_mentions: int) -> np.nd
 def aggregate_relations(
     heads: np.ndarray, tails: np.ndarray, labels: np.ndarray, scores: np.ndarray,
     mention_cluster: np.ndarray, scored_heads: np.ndarray, scored_tails: np.ndarray,
-    aggregation: str = "max", threshold: float = 0.5, skip_label: Optional[int] = None,
+    aggregation: str = "max", threshold: float | np.ndarray = 0.5, skip_label: Optional[int] = None,
 ) -> list[dict[str, Any]]:
     """Lift mention-level predictions to cluster pairs (see the module docstring for the modes).
 
     `heads`, `tails`, `labels`, `scores` ([R] each) are the mention-level predictions
     (mention indices, label indices); `scored_heads`/`scored_tails` ([S]) every distinct
-    mention pair the model scored. `skip_label` (the coreference label) is not lifted.
+    mention pair the model scored. `threshold` (``mean`` only): one value, or [L] one per label.
+    `skip_label` (the coreference label) is not lifted.
     Returns dicts ``head``, ``tail`` (cluster indices), ``label`` (index), ``score``,
     ``support``, ``scored_pairs``, sorted by (head, tail, label).
 
@@ -154,7 +155,7 @@ def aggregate_relations(
             score = max(values)
         elif aggregation == "mean":
             score = sum(values) / scored
-            if not score > threshold:
+            if not score > (threshold[label] if np.ndim(threshold) else threshold):  # per-label thresholds: [L]
                 continue
         else:
             score = float(len(values))

@@ -1,4 +1,7 @@
-"""Probabilities → glirel-style relation dicts: constraints, threshold, top-k.
+"""Decode stage: pair probabilities → glirel-style relation dicts (constraints, thresholds, top-k, symmetry).
+
+`decode_relations` is the whole stage for one text; `constraint_mask`, `select`,
+`keep_one_direction` and `relation_dicts` are its steps.
 
 Differences from glirel, on purpose:
 - Head/tail type constraints mask (pair, label) cells *before* top-k. glirel
@@ -9,11 +12,16 @@ Differences from glirel, on purpose:
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
 from .validation import LabelSpec, TextItem
+
+if TYPE_CHECKING:
+    from .pipeline import PairScores
+
+Relation = dict[str, Any]
 
 
 def constraint_mask(spec: LabelSpec, item: TextItem, pair_heads: np.ndarray, pair_tails: np.ndarray) -> Optional[np.ndarray]:
@@ -31,8 +39,10 @@ def constraint_mask(spec: LabelSpec, item: TextItem, pair_heads: np.ndarray, pai
     return allowed
 
 
-def select(probabilities: np.ndarray, threshold: float, top_k: int, allowed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Pick (pair, label) cells above `threshold`, at most `top_k` per pair, in glirel's order.
+def select(probabilities: np.ndarray, threshold: Union[float, np.ndarray], top_k: int,
+           allowed: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Pick (pair, label) cells above `threshold` (a number, or [L] one per label), at most
+    `top_k` per pair, in glirel's order.
 
     glirel's order: pair-major then label order; with ``top_k > 0``, by score descending.
 
@@ -43,7 +53,7 @@ def select(probabilities: np.ndarray, threshold: float, top_k: int, allowed: Opt
         >>> [a.tolist() for a in select(p, 0.5, 1, None)]
         [[0, 1], [0, 1]]
     """
-    hits = probabilities > threshold  # [P, L]
+    hits = probabilities > np.asarray(threshold, dtype=probabilities.dtype)  # [P, L] (threshold broadcasts over labels)
     if allowed is not None:
         hits &= allowed
     pairs, labels = np.nonzero(hits)
@@ -80,3 +90,54 @@ def relation_dicts(
             relation["tail_char_pos"] = [item.char_spans[ts][0], item.char_spans[te][1]]
         relations.append(relation)
     return relations
+
+
+def keep_one_direction(spec: LabelSpec, heads: np.ndarray, tails: np.ndarray, labels: np.ndarray,
+                       scores: np.ndarray) -> np.ndarray:
+    """[N] bool over selected cells: for a symmetric label found in both directions of an entity
+    pair, keep only the higher-scoring direction (head before tail in the text on a tie).
+
+    Example:
+        >>> spec = LabelSpec(["spouse"], symmetric={"spouse"})
+        >>> keep_one_direction(spec, np.array([0, 1]), np.array([1, 0]), np.array([0, 0]), np.array([0.6, 0.8])).tolist()
+        [False, True]
+    """
+    keep = np.ones(len(heads), dtype=bool)
+    if not spec.symmetric or not len(heads):
+        return keep
+    symmetric_columns = {spec.labels.index(label) for label in spec.symmetric}
+    best: dict[tuple[int, int, int], int] = {}
+    for n, (h, t, label, score) in enumerate(zip(heads.tolist(), tails.tolist(), labels.tolist(), scores.tolist())):
+        if label not in symmetric_columns:
+            continue
+        key = (min(h, t), max(h, t), label)
+        if key in best:
+            other = best[key]
+            if score > scores[other] or (score == scores[other] and h < heads[other]):
+                keep[other], best[key] = False, n
+            else:
+                keep[n] = False
+        else:
+            best[key] = n
+    return keep
+
+
+def decode_relations(item: TextItem, scores: "PairScores", spec: LabelSpec, thresholds: Union[float, np.ndarray],
+                     top_k: int = -1) -> list[Relation]:
+    """One text's pair probabilities → its relations, in glirel's order.
+
+    Steps: type constraints mask cells, cells above their label's threshold are kept (at
+    most `top_k` per pair), a symmetric label keeps one direction per entity pair.
+
+    Example:
+        >>> from glirel_runtime.pipeline import PairScores
+        >>> item = TextItem(["Ada", "met", "Bob"], None, [(0, 0), (2, 2)], ["PER", "PER"])
+        >>> scores = PairScores(np.array([0, 1]), np.array([1, 0]), np.array([[0.9], [0.2]], np.float32))
+        >>> [(r["head_text"], r["label"]) for r in decode_relations(item, scores, LabelSpec(["knows"]), 0.5)]
+        [(['Ada'], 'knows')]
+    """
+    allowed = constraint_mask(spec, item, scores.heads, scores.tails)
+    pairs, labels = select(scores.probabilities, thresholds, top_k, allowed)
+    heads, tails, values = scores.heads[pairs], scores.tails[pairs], scores.probabilities[pairs, labels]
+    keep = keep_one_direction(spec, heads, tails, labels, values)
+    return relation_dicts(item, spec, heads[keep], tails[keep], labels[keep], values[keep])

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from .coref import AGGREGATIONS, DEFAULT_COREFERENCE_LABEL, aggregate_relations, check_clusters, cluster_index, connected_components
-from .decoding import constraint_mask, relation_dicts, select
-from .validation import LabelSpec, TextItem, check_item, check_labels, check_threshold, check_top_k
+from .decoding import constraint_mask, keep_one_direction, relation_dicts, select
+from .pipeline import prompt_subwords, validate_rows
+from .validation import LabelSpec, TextItem, check_item, check_labels, check_top_k
 
 if TYPE_CHECKING:
     from .model import GLiREL
@@ -77,8 +78,8 @@ class WindowLimits:
         return max(k, 2)
 
 
-def window_limits(model: "GLiREL", labels: Sequence[str]) -> WindowLimits:
-    """The limits `model` puts on a window for this label set."""
+def window_limits(model: "GLiREL", prompts: Sequence[Sequence[str]]) -> WindowLimits:
+    """The limits `model` puts on a window for these label prompt groups (the longest one counts)."""
     features, config = model.features, model.config
     markers = config.add_entity_markers
     marker_subwords = 0
@@ -87,7 +88,7 @@ def window_limits(model: "GLiREL", labels: Sequence[str]) -> WindowLimits:
     return WindowLimits(
         max_words=config.max_words,
         max_subwords=config.max_subwords,
-        prompt_subwords=features.count_subwords([features.prompt(list(labels))])[0],
+        prompt_subwords=max(prompt_subwords(features, group) for group in prompts),
         marker_words=2 if markers else 0,
         marker_subwords=marker_subwords,
         max_pairs=model.max_pairs,
@@ -96,9 +97,7 @@ def window_limits(model: "GLiREL", labels: Sequence[str]) -> WindowLimits:
 
 def subword_costs(model: "GLiREL", words: Sequence[str]) -> np.ndarray:
     """[N] subwords each word takes when it follows the prompt (tokenized in context, in one pass)."""
-    encoding = model.features.tokenizer.encode([model.config.sep_token] + list(words), is_pretokenized=True)
-    ids = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
-    return np.bincount(ids[ids >= 1] - 1, minlength=len(words)).astype(np.int64)  # word 0 is the [SEP]
+    return model.features.word_costs(words)
 
 
 def plan_windows(
@@ -282,7 +281,7 @@ def predict_document(
     coreference_label: Optional[str] = None, show_progress: Optional[bool] = None,
 ) -> dict[str, Any]:
     """Relations in a document of any length; see `GLiREL.predict_document` for the parameters."""
-    threshold, top_k = check_threshold(threshold), check_top_k(top_k)
+    top_k = check_top_k(top_k)
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
     batch_size = _positive_int("batch_size", batch_size)
@@ -302,16 +301,19 @@ def predict_document(
     if clusters is not None and coreference is False:
         raise ValueError("clusters were given but coreference=False: drop one of them")
     use_coref = coreference is not False and (coref_name in spec.labels or clusters is not None)
-    model._check_prompt(spec)
+    thresholds = model.thresholds(threshold, spec)  # [L]
+    groups = model.label_groups(spec)
+    prompts = [[spec.prompts[c] for c in columns] for columns in groups]
 
     item = check_item(text, ner)  # document-level words, offsets, spans and types
     num_entities = len(item.spans)
     gold = check_clusters(clusters, num_entities) if clusters is not None else None
     spans = np.array(item.spans, dtype=np.int64).reshape(-1, 2)  # [E, 2]
-    windows = plan_windows(spans, subword_costs(model, item.words), window_limits(model, spec.labels), window_overlap)
+    windows = plan_windows(spans, subword_costs(model, item.words), window_limits(model, prompts), window_overlap)
     runnable = [w for w in windows if w.entities.size >= 2]
 
-    merger = _CellMerger(num_entities, len(spec.labels), threshold, keep_scored=use_coref)
+    # cells at or below every label's threshold can never be selected: the merger drops them early
+    merger = _CellMerger(num_entities, len(spec.labels), float(thresholds.min()), keep_scored=use_coref)
     progress = None
     if show_progress or (show_progress is None and len(runnable) >= PROGRESS_MIN_WINDOWS):
         from tqdm.auto import tqdm
@@ -320,18 +322,20 @@ def predict_document(
     try:
         for first in range(0, len(runnable), batch_size):
             batch = runnable[first:first + batch_size]
-            inputs = [window_inputs(item, window) for window in batch]
-            scores = model.score_pairs([words for words, _ in inputs], spec.labels, [n for _, n in inputs], batch_size)
-            for window, score in zip(batch, scores):
-                # score.heads/tails [P] index the window's entities; probabilities [P, L]
-                merger.add(window.entities[score.heads], window.entities[score.tails], score.probabilities)
+            rows = validate_rows([window_inputs(item, window) for window in batch])
+            model.score_rows(rows, spec, batch_size, groups=groups, run_despite_errors=False)
+            for window, row in zip(batch, rows):
+                if row.error is not None:
+                    raise ValueError(f"window of words {window.start}..{window.end - 1}: {row.error}")
+                # row.scores.heads/tails [P] index the window's entities; probabilities [P, L]
+                merger.add(window.entities[row.scores.heads], window.entities[row.scores.tails], row.scores.probabilities)
             if progress is not None:
                 progress.update(len(batch))
     finally:
         if progress is not None:
             progress.close()
 
-    relations, (heads, tails, label_ids, values) = _decode(merger, item, spec, threshold, top_k)
+    relations, (heads, tails, label_ids, values) = _decode(merger, item, spec, thresholds, top_k)
     result: dict[str, Any] = {
         "relations": relations,
         "windows": [[w.start, w.end] for w in windows],
@@ -347,7 +351,7 @@ def predict_document(
             groups.sort(key=lambda members: min(item.spans[m][0] for m in members))  # by first mention in the text
         scored_heads, scored_tails = merger.scored_pairs()
         rows = aggregate_relations(heads, tails, label_ids, values, cluster_index(groups, num_entities),
-                                   scored_heads, scored_tails, aggregation, threshold, skip_label=coref_id)
+                                   scored_heads, scored_tails, aggregation, thresholds, skip_label=coref_id)
         first_mention = [min(members, key=lambda m: item.spans[m]) for members in groups]
         for row in rows:
             h, t = first_mention[row["head"]], first_mention[row["tail"]]
@@ -360,7 +364,7 @@ def predict_document(
 
 
 def _decode(
-    merger: _CellMerger, item: TextItem, spec: LabelSpec, threshold: float, top_k: int,
+    merger: _CellMerger, item: TextItem, spec: LabelSpec, threshold: np.ndarray, top_k: int,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Merged cells → glirel relation dicts, plus the selected (heads, tails, labels, scores) arrays."""
     keys, values = merger.cells()  # [C]
@@ -373,4 +377,7 @@ def _decode(
     allowed = constraint_mask(spec, item, heads, tails)
     rows, labels = select(dense, threshold, top_k, allowed)
     scores = dense[rows, labels]
-    return relation_dicts(item, spec, heads[rows], tails[rows], labels, scores), (heads[rows], tails[rows], labels, scores)
+    heads, tails = heads[rows], tails[rows]
+    keep = keep_one_direction(spec, heads, tails, labels, scores)
+    heads, tails, labels, scores = heads[keep], tails[keep], labels[keep], scores[keep]
+    return relation_dicts(item, spec, heads, tails, labels, scores), (heads, tails, labels, scores)

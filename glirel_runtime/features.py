@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from .artifact import ArtifactConfig
+from .artifact import ArtifactConfig, load_tokenizer, prompt_words
 from .pairs import build_pairs
 
 
@@ -82,19 +82,23 @@ class FeatureBuilder:
 
     def __init__(self, tokenizer_file: str | Path, config: ArtifactConfig):
         self.config = config
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self.tokenizer: Tokenizer = load_tokenizer(tokenizer_file)  # a missing/unreadable file is named
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
 
     def prompt(self, labels: Sequence[str]) -> list[str]:
-        words: list[str] = []
-        for label in labels:
-            words += [self.config.rel_token, label]
-        return words + [self.config.sep_token]
+        """The label prompt's words (`artifact.prompt_words`)."""
+        return prompt_words(labels, self.config)
 
     def count_subwords(self, word_lists: Sequence[Sequence[str]]) -> list[int]:
         """Subword sequence length (special tokens included) of each pre-split word list."""
         return [len(e.ids) for e in self.tokenizer.encode_batch([list(w) for w in word_lists], is_pretokenized=True)]
+
+    def word_costs(self, words: Sequence[str]) -> np.ndarray:
+        """[N] subwords each word takes when it follows the prompt (tokenized in context, in one pass)."""
+        encoding = self.tokenizer.encode([self.config.sep_token] + list(words), is_pretokenized=True)
+        ids = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
+        return np.bincount(ids[ids >= 1] - 1, minlength=len(words)).astype(np.int64)  # word 0 is the [SEP]
 
     def model_words(self, words: list[str], spans: list[tuple[int, int]]) -> tuple[list[str], list[tuple[int, int]], list[int]]:
         """The words and spans the model sees (entity markers inserted when the checkpoint uses them)."""

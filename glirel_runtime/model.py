@@ -2,50 +2,43 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .artifact import CONFIG_FILE, GRAPH_INPUTS, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig
-from .decoding import constraint_mask, relation_dicts, select
+from .artifact import (
+    CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, ArtifactConfig, check_artifact_files, check_tokenizer, validate_artifact,
+)
+from .decoding import Relation, decode_relations
 from .features import EncodedText, FeatureBuilder
-from .providers import TENSORRT, ProviderSpec, create_session, run_with_io_binding, uses_gpu
+from .engines import Engine, create_engine
+from .pipeline import DEFAULT_PAIR_BUDGET, PairScores, Row, label_groups, prompt_subwords, score_rows, validate_rows
+from .resolve import default_model_dir
+from .providers import TENSORRT, ProviderSpec
 from .trt_profile import ShapeLimits, profile_options
-from .validation import InputError, LabelSpec, TextItem, check_item, check_labels, check_threshold, check_top_k
+from .validation import InputError, LabelSpec, TextItem, check_labels, check_top_k, label_thresholds
 
 DEFAULT_MAX_PAIRS = 250_000
 """Pairs per text above which input is refused (500 entities give 249,500 pairs)."""
-PAIR_BUDGET = 65_536
-"""Most padded pairs (batch × widest text) one session run may hold; larger batches are split."""
+DEFAULT_LABELS_PER_PROMPT: Optional[int] = None
+"""Labels per prompt when the caller sets none: None puts every label in one prompt while it fits."""
+MAX_PROMPT_SHARE = 0.5
+"""Without `labels_per_prompt`, a prompt may take at most this share of the encoder's subwords
+(the rest is for the text); a longer label set is split into groups."""
 ARTIFACT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE]
-Relation = dict[str, Any]
-
-
-@dataclass
-class PairScores:
-    """Raw model output for one text: every scored pair and its label probabilities."""
-
-    heads: np.ndarray  # [P] index into the caller's ner list
-    tails: np.ndarray  # [P]
-    probabilities: np.ndarray  # [P, L] float32, labels in the order given
-    coref_probabilities: Optional[np.ndarray] = None  # [P] when the checkpoint has a coreference head
-
-
-def default_model_dir() -> Path:
-    """The model shipped in the repository's `models/` folder (see models/README.md)."""
-    import os
-
-    override = os.environ.get("GLIREL_ONNX_DEFAULT_MODEL")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent.parent / "models" / "glirel-minilm-redocred"
+Threshold = Union[None, float, Mapping[str, float]]
 
 
 def _refuse_ground_truth(ground_truth_relations: Any) -> None:
     if ground_truth_relations is not None and any(r is not None for r in ground_truth_relations):
         raise ValueError("ground_truth_relations (loss computation) is not available in the torch-free runtime; use glirel")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
 
 
 class GLiREL:
@@ -66,28 +59,60 @@ class GLiREL:
         max_pairs: int = DEFAULT_MAX_PAIRS,
         io_binding: Optional[bool] = None,
         shape_limits: Optional[ShapeLimits] = None,
+        pair_budget: int = DEFAULT_PAIR_BUDGET,
+        labels_per_prompt: Optional[int] = DEFAULT_LABELS_PER_PROMPT,
+        engine: Optional[Engine] = None,
+        allow_spinning: Optional[bool] = None,
     ):
-        """`providers`: "auto", "cpu", "cuda", "tensorrt" or onnxruntime's provider list.
+        """`providers`: "auto", "cpu", "cuda", "tensorrt", "openvino" or onnxruntime's provider list
+        (see `engines.create_engine`: "auto" takes OpenVINO bf16 on CPUs with bf16 units when it is
+        installed, else TensorRT, CUDA, CPU as onnxruntime offers them).
+        `threads`: intra-op threads; `allow_spinning`: whether idle onnxruntime threads busy-wait
+        (None: onnxruntime's default; False leaves the cores to other processes between calls).
         `io_binding`: run through an IO binding (default: on CUDA/TensorRT only).
         `shape_limits`: the TensorRT engine's input range (see `trt_profile`); used, and
         enforced with clear errors, only when TensorRT runs the session.
+        `pair_budget`: most padded pairs one engine run holds (larger batches are split).
+        `labels_per_prompt`: split every label set into prompts of this many labels
+        (default: one prompt while it fits, see `MAX_PROMPT_SHARE`).
+        `engine`: run the graph elsewhere (e.g. `integrations.triton_client.TritonEngine`);
+        no local session is created then.
         """
         self.artifact_dir = Path(artifact_dir)
-        self.config = ArtifactConfig.load(self.artifact_dir)
+        check_artifact_files(self.artifact_dir)  # each missing file named with its path
+        self.config = ArtifactConfig.load(self.artifact_dir)  # every field's type and range checked
         self.features = FeatureBuilder(self.artifact_dir / TOKENIZER_FILE, self.config)
         if shape_limits is not None and not isinstance(shape_limits, ShapeLimits):
             raise TypeError(f"shape_limits must be a ShapeLimits, got {type(shape_limits).__name__}")
-        limits = (shape_limits or ShapeLimits()).resolve(self.config)
-        self.session = create_session(self.artifact_dir / MODEL_FILE, providers, threads, tensorrt_options=profile_options(limits))
-        self.shape_limits: Optional[ShapeLimits] = limits if TENSORRT in self.session.get_providers() else None
+        self.max_pairs = _positive_int("max_pairs", max_pairs)
+        self.pair_budget = _positive_int("pair_budget", pair_budget)
+        self.labels_per_prompt = None if labels_per_prompt is None else _positive_int("labels_per_prompt", labels_per_prompt)
         if io_binding is not None and not isinstance(io_binding, bool):
             raise TypeError(f"io_binding must be True, False or None, got {io_binding!r}")
-        self.io_binding = uses_gpu(self.session) if io_binding is None else io_binding
-        input_names = [i.name for i in self.session.get_inputs()]
-        if sorted(input_names) != sorted(GRAPH_INPUTS):
-            raise ValueError(f"{self.artifact_dir / MODEL_FILE} has inputs {input_names}, the contract says {list(GRAPH_INPUTS)}")
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.max_pairs = max_pairs
+        if engine is not None:
+            self.session, self.shape_limits, self.io_binding, self.engine = None, None, False, engine
+            return
+        limits = (shape_limits or ShapeLimits()).resolve(self.config)
+        self.engine: Engine = create_engine(self.artifact_dir / MODEL_FILE, providers, threads, io_binding=io_binding,
+                                            allow_spinning=allow_spinning, tensorrt_options=profile_options(limits))
+        self.session = getattr(self.engine, "session", None)  # the onnxruntime session, when onnxruntime runs
+        self.io_binding = bool(getattr(self.engine, "io_binding", False))
+        self.shape_limits: Optional[ShapeLimits] = limits if TENSORRT in self.engine.providers else None
+        # graph inputs/outputs against the contract, special tokens as single ids, ids within the embeddings
+        if self.session is not None:
+            validate_artifact(self.artifact_dir, self.config, self.features.tokenizer, self.session)
+        else:
+            check_tokenizer(self.config, self.features.tokenizer, self.artifact_dir / TOKENIZER_FILE)
+
+    def __repr__(self) -> str:
+        threshold = self.config.default_threshold
+        return (f"GLiREL(artifact={str(self.artifact_dir)!r}, precision={self.config.precision!r}, "
+                f"providers={self.providers!r}, default_threshold={threshold})")
+
+    @property
+    def providers(self) -> list[str]:
+        """Where the graph runs: onnxruntime's execution providers, or the engine's own description."""
+        return list(getattr(self.engine, "providers", [type(self.engine).__name__]))
 
     @classmethod
     def from_pretrained(
@@ -98,11 +123,11 @@ class GLiREL:
         revision: Optional[str] = None,
         **kwargs: Any,
     ) -> "GLiREL":
-        """Load an artifact directory, a Hub repository holding one, or (no argument) the default model."""
+        """Load an artifact directory, a Hub repository holding one, or (no argument) the default model
+        (``$GLIREL_ONNX_DEFAULT_MODEL``, the installed ``glirel-onnx-default-model`` package, a checkout's
+        ``models/``: see `glirel_runtime.resolve`)."""
         if model is None:
-            model = default_model_dir()
-            if not (Path(model) / CONFIG_FILE).is_file():
-                raise FileNotFoundError(f"the default model is missing at {model}; see models/README.md")
+            model = default_model_dir()  # see glirel_runtime.resolve for the order; says how to get one
         path = Path(model)
         if path.is_dir():
             if not (path / CONFIG_FILE).is_file() and (path / "glirel_config.json").is_file():
@@ -118,24 +143,31 @@ class GLiREL:
     # ----------------------------------------------------------------- public API
 
     def predict_relations(
-        self, text: str | Sequence[str], labels: Any, flat_ner: bool = True, threshold: float = 0.5,
+        self, text: str | Sequence[str], labels: Any, flat_ner: bool = True, threshold: Threshold = None,
         ner: Optional[Sequence[Sequence[Any]]] = None, ground_truth_relations: None = None, top_k: int = -1,
     ) -> list[Relation]:
-        """Relations in one text. `ner`: `[start, end_inclusive, type, text]` word spans.
+        """Relations in one text. `ner`: `[start, end_inclusive, type, text]` word spans; None
+        finds the entities with spaCy's English pipeline (``pip install "glirel-onnx[ner]"``).
 
         Returns glirel's dicts: `head_pos`/`tail_pos` (end-exclusive), `head_text`, `tail_text`,
         `label`, `score` (plus `head_char_pos`/`tail_char_pos` when `text` is a string).
-        Fewer than two entities give an empty list. `flat_ner` is accepted for compatibility;
-        `ground_truth_relations` (glirel's loss computation) needs PyTorch and is refused.
+        Fewer than two entities give an empty list. `threshold`: None (the artifact's
+        calibrated default), a number, or a mapping label → value (``"*"``: every other label).
+        `flat_ner` is accepted for compatibility; `ground_truth_relations` (glirel's loss
+        computation) needs PyTorch and is refused.
         """
         _refuse_ground_truth(ground_truth_relations)
+        if ner is None:  # raw text: a named-entity recogniser finds the entities (the `ner` extra)
+            from .ner import find_entities
+
+            ner = find_entities(text)
         try:
             return self.batch_predict_relations([text], labels, threshold=threshold, ner=[ner], top_k=top_k)[0]
         except InputError as error:  # one item: raise its own ValueError/TypeError
             raise error.causes[0] from None
 
     def batch_predict_relations(
-        self, texts: Sequence[str | Sequence[str]], labels: Any, flat_ner: bool = True, threshold: float = 0.5,
+        self, texts: Sequence[str | Sequence[str]], labels: Any, flat_ner: bool = True, threshold: Threshold = None,
         ner: Optional[Sequence[Any]] = None, ground_truth_relations: None = None, top_k: int = -1, batch_size: int = 32,
         on_error: str = "raise", show_progress: bool = False,
     ) -> list[Union[list[Relation], InputError]]:
@@ -148,7 +180,11 @@ class GLiREL:
         _refuse_ground_truth(ground_truth_relations)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             raise TypeError(f"texts must be a list of texts, got {type(texts).__name__}")
-        if ner is None or isinstance(ner, (str, bytes)) or not isinstance(ner, Sequence):
+        if ner is None:  # raw texts: a named-entity recogniser finds the entities (the `ner` extra)
+            from .ner import find_entities_batch
+
+            ner = find_entities_batch(texts)
+        if isinstance(ner, (str, bytes)) or not isinstance(ner, Sequence):
             raise TypeError("ner must be a list with one entity list per text")
         if len(ner) != len(texts):
             raise ValueError(f"texts has {len(texts)} items but ner has {len(ner)}")
@@ -156,7 +192,7 @@ class GLiREL:
                                         chunk_size=max(len(texts), 1), on_error=on_error, show_progress=show_progress))
 
     def predict_stream(
-        self, items: Iterable[Any], labels: Any, threshold: float = 0.5, top_k: int = -1, batch_size: int = 32,
+        self, items: Iterable[Any], labels: Any, threshold: Threshold = None, top_k: int = -1, batch_size: int = 32,
         chunk_size: int = 1024, on_error: str = "raise", show_progress: bool = False,
     ) -> Iterator[Union[list[Relation], InputError]]:
         """Stream relations for any iterable of `(text, ner)` pairs or glirel JSONL dicts, in input order.
@@ -168,29 +204,31 @@ class GLiREL:
             >>> rows = ({"tokenized_text": t, "ner": n} for t, n in corpus)  # doctest: +SKIP
             >>> for relations in model.predict_stream(rows, ["founded by"]): ...  # doctest: +SKIP
         """
-        spec, threshold, top_k = check_labels(labels), check_threshold(threshold), check_top_k(top_k)
+        spec, top_k = check_labels(labels), check_top_k(top_k)
+        thresholds = self.thresholds(threshold, spec)  # [L]
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self._check_prompt(spec)
+        batch_size, chunk_size = _positive_int("batch_size", batch_size), _positive_int("chunk_size", chunk_size)
+        groups = self.label_groups(spec)
         progress = None
         if show_progress:
             from tqdm.auto import tqdm
 
-            progress = tqdm(desc="glirel", unit="text")
+            progress = tqdm(desc="glirel", unit="text", total=len(items) if isinstance(items, Sequence) else None)
         iterator, offset = iter(items), 0
         try:
             while chunk := list(itertools.islice(iterator, chunk_size)):
-                text_items, scores, errors = self._score_chunk(
-                    chunk, spec, batch_size, offset, progress, run_despite_errors=on_error == "return")
+                rows = validate_rows(chunk, offset)
+                self.score_rows(rows, spec, batch_size, groups=groups, run_despite_errors=on_error == "return",
+                                progress=progress)
+                errors = {row.index: row.error for row in rows if row.error is not None}
                 if errors and on_error == "raise":
                     raise InputError(errors)
-                for position, (item, score) in enumerate(zip(text_items, scores)):
-                    if offset + position in errors:
-                        yield InputError({offset + position: errors[offset + position]})
+                for row in rows:
+                    if row.error is not None:
+                        yield InputError({row.index: row.error})
                     else:
-                        yield self._decode(item, score, spec, threshold, top_k)
+                        yield decode_relations(row.item, row.scores, spec, thresholds, top_k)
                 offset += len(chunk)
         finally:
             if progress is not None:
@@ -201,82 +239,57 @@ class GLiREL:
     ) -> list[PairScores]:
         """Every scored pair's label probabilities, before any threshold (for evaluation and calibration)."""
         spec = check_labels(labels)
-        self._check_prompt(spec)
         if len(ner) != len(texts):
             raise ValueError(f"texts has {len(texts)} items but ner has {len(ner)}")
-        _, scores, errors = self._score_chunk(list(zip(texts, ner)), spec, batch_size, 0, None)
+        rows = validate_rows(list(zip(texts, ner)))
+        self.score_rows(rows, spec, batch_size, run_despite_errors=False)
+        errors = {row.index: row.error for row in rows if row.error is not None}
         if errors:
             raise InputError(errors)
-        return scores
+        return [row.scores for row in rows]
 
-    # ----------------------------------------------------------------- internals
+    # ----------------------------------------------------------------- pipeline stages (see pipeline.py)
 
-    def _check_prompt(self, spec: LabelSpec) -> None:
-        if self.shape_limits is not None and len(spec.labels) > self.shape_limits.labels:
-            raise ValueError(f"{len(spec.labels)} labels exceed the TensorRT engine's limit of {self.shape_limits.labels}: "
-                             f"pass shape_limits=ShapeLimits(labels=...) when loading the model")
+    def thresholds(self, threshold: Threshold, spec: LabelSpec) -> np.ndarray:
+        """[L] each label's threshold: the caller's (number or mapping), else the label's own,
+        else the artifact's calibrated `default_threshold`."""
+        return label_thresholds(threshold, spec, self.config.default_threshold)
+
+    def label_groups(self, spec: LabelSpec, labels_per_prompt: Optional[int] = None) -> list[list[int]]:
+        """The prompt groups (label columns) this model runs `spec` in; see `pipeline.label_groups`."""
+        if self.shape_limits is not None and len(spec.labels) > self.shape_limits.labels and labels_per_prompt is None:
+            labels_per_prompt = self.shape_limits.labels
+        size = labels_per_prompt or self.labels_per_prompt
         limit = self.config.max_subwords
+        groups = label_groups(self.features, spec, size, None if limit is None else int(limit * MAX_PROMPT_SHARE))
         if limit is not None:
-            prompt_length = self.features.count_subwords([self.features.prompt(spec.labels)])[0]
-            if prompt_length >= limit:
-                raise ValueError(
-                    f"the prompt of {len(spec.labels)} labels alone takes {prompt_length} subwords; "
-                    f"the encoder accepts {limit}: use fewer or shorter labels"
-                )
+            for columns in groups:
+                length = prompt_subwords(self.features, [spec.prompts[c] for c in columns])
+                if length >= limit:
+                    raise ValueError(f"a prompt of {len(columns)} labels takes {length} subwords; the encoder accepts "
+                                     f"{limit}: use a smaller labels_per_prompt or shorter labels")
+        return groups
 
-    @staticmethod
-    def _unpack(row: Any) -> tuple[Any, Any]:
-        if isinstance(row, dict):
-            text = row.get("text", row.get("tokenized_text"))
-            return text, row.get("ner")
-        if isinstance(row, (tuple, list)) and len(row) == 2:
-            return row[0], row[1]
-        raise TypeError(f"expected (text, ner) or a dict with 'text'/'tokenized_text' and 'ner', got {type(row).__name__}")
-
-    def _score_chunk(
-        self, rows: list[Any], spec: LabelSpec, batch_size: int, offset: int, progress: Any,
-        run_despite_errors: bool = False,
-    ) -> tuple[list[Optional[TextItem]], list[Optional[PairScores]], dict[int, Exception]]:
-        """Validate, encode and run one chunk; returns per-row items, scores and errors by index."""
-        errors: dict[int, Exception] = {}
-        items: list[Optional[TextItem]] = []
-        for position, row in enumerate(rows):
-            try:
-                items.append(check_item(*self._unpack(row)))
-            except (TypeError, ValueError) as error:
-                errors[offset + position] = error
-                items.append(None)
-
-        runnable = [i for i, item in enumerate(items) if item is not None and len(item.spans) >= 2]
-        encoded = self.features.encode(spec.labels, [items[i].words for i in runnable], [items[i].spans for i in runnable])
-        to_run: list[tuple[int, EncodedText]] = []
-        for i, enc in zip(runnable, encoded):
-            problem = self._size_problem(items[i], enc)
-            if problem:
-                errors[offset + i] = ValueError(problem)
-            else:
-                to_run.append((i, enc))
-
-        scores: list[Optional[PairScores]] = [None] * len(rows)
-        for i, item in enumerate(items):
-            if item is not None and len(item.spans) < 2:
-                scores[i] = PairScores(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(spec.labels)), np.float32))
-        if errors and not run_despite_errors:  # nothing runs while any item is invalid
-            return items, scores, errors
-        for i, result in self._run(to_run, len(spec.labels), batch_size, progress):
-            scores[i] = result
+    def score_rows(self, rows: Sequence[Row], spec: LabelSpec, batch_size: int = 32,
+                   groups: Optional[Sequence[Sequence[int]]] = None, run_despite_errors: bool = True,
+                   progress: Any = None) -> None:
+        """Encode, batch, run and decode validated rows: fills each `Row.scores` (or `Row.error`)."""
+        if self.shape_limits is not None:
+            batch_size = min(batch_size, self.shape_limits.batch)
+        score_rows(self.engine, self.features, rows, spec, groups or self.label_groups(spec), batch_size,
+                   self.pair_budget, self.size_problem, run_despite_errors, progress)
         if progress is not None:
-            progress.update(len(rows) - len(to_run))
-        return items, scores, errors
+            progress.update(sum(1 for row in rows if row.error is not None or not row.runnable))
 
-    def _size_problem(self, item: TextItem, encoded: EncodedText) -> Optional[str]:
+    def size_problem(self, item: TextItem, encoded: EncodedText) -> Optional[str]:
+        """Why this encoded text is too large for the model, or None."""
         config = self.config
         if len(encoded.word_index) > config.max_words:
             return (f"text has {len(encoded.word_index)} words; this model accepts at most {config.max_words} "
                     f"(glirel would truncate it silently): split the text into windows")
         if config.max_subwords is not None and encoded.input_ids.shape[0] > config.max_subwords:
             return (f"text and label prompt take {encoded.input_ids.shape[0]} subwords; the encoder accepts "
-                    f"{config.max_subwords}: split the text into windows or use fewer labels")
+                    f"{config.max_subwords}: split the text into windows or use fewer labels per prompt")
         pairs = encoded.pair_index.shape[0]
         if pairs > self.max_pairs:
             return (f"{len(item.spans)} entities give {pairs} pairs, over max_pairs={self.max_pairs}: "
@@ -291,53 +304,10 @@ class GLiREL:
                             f"pass shape_limits=ShapeLimits({axis}=...) when loading the model")
         return None
 
-    def _run(self, jobs: list[tuple[int, EncodedText]], num_labels: int, batch_size: int, progress: Any) -> Iterator[tuple[int, PairScores]]:
-        """Run jobs in batches of similar subword length; yields (row, scores)."""
-        jobs = sorted(jobs, key=lambda job: job[1].input_ids.shape[0])
-        if self.shape_limits is not None:
-            batch_size = min(batch_size, self.shape_limits.batch)
-        for batch in self._batches(jobs, batch_size):
-            inputs = self.features.pad([enc for _, enc in batch])
-            results = (run_with_io_binding(self.session, inputs, self.output_names) if self.io_binding
-                       else self.session.run(None, inputs))
-            outputs = dict(zip(self.output_names, results))
-            logits = outputs["logits"].astype(np.float32)  # [B, P, L]
-            probabilities = 1.0 / (1.0 + np.exp(-logits))
-            coref = outputs.get("coref_logits")
-            for row, (i, enc) in enumerate(batch):
-                num_pairs = enc.pair_index.shape[0]
-                order = enc.entity_order  # model entity → caller's entity index
-                coref_p = None if coref is None else 1.0 / (1.0 + np.exp(-coref[row, :num_pairs].astype(np.float32)))
-                yield i, PairScores(order[enc.pair_index[:, 0]], order[enc.pair_index[:, 1]],
-                                    probabilities[row, :num_pairs, :num_labels], coref_p)
-            if progress is not None:
-                progress.update(len(batch))
-
-    @staticmethod
-    def _batches(jobs: list[tuple[int, EncodedText]], batch_size: int) -> Iterator[list[tuple[int, EncodedText]]]:
-        """Consecutive batches of at most `batch_size` texts and `PAIR_BUDGET` padded pairs."""
-        batch: list[tuple[int, EncodedText]] = []
-        widest = 0
-        for job in jobs:
-            pairs = job[1].pair_index.shape[0]
-            if batch and (len(batch) == batch_size or (len(batch) + 1) * max(widest, pairs) > PAIR_BUDGET):
-                yield batch
-                batch, widest = [], 0
-            batch.append(job)
-            widest = max(widest, pairs)
-        if batch:
-            yield batch
-
-    @staticmethod
-    def _decode(item: TextItem, scores: PairScores, spec: LabelSpec, threshold: float, top_k: int) -> list[Relation]:
-        allowed = constraint_mask(spec, item, scores.heads, scores.tails)
-        pairs, labels = select(scores.probabilities, threshold, top_k, allowed)
-        return relation_dicts(item, spec, scores.heads[pairs], scores.tails[pairs], labels, scores.probabilities[pairs, labels])
-
-    # ----------------------------------------------------------------- documents (issue 5)
+    # ----------------------------------------------------------------- documents
 
     def predict_document(
-        self, text: str | Sequence[str], labels: Any, ner: Sequence[Sequence[Any]], threshold: float = 0.5,
+        self, text: str | Sequence[str], labels: Any, ner: Sequence[Sequence[Any]], threshold: Threshold = None,
         top_k: int = -1, window_overlap: Optional[int] = None, coreference: Optional[bool] = None,
         clusters: Optional[Sequence[Sequence[int]]] = None, aggregation: str = "max", batch_size: int = 2,
         coreference_label: Optional[str] = None, show_progress: Optional[bool] = None,

@@ -30,11 +30,3 @@ def build_pairs(entity_starts: np.ndarray, max_distance: Optional[int] = None) -
         close = np.abs(starts[:, None] - starts[None, :]) <= max_distance
         keep &= (head < tail) | close
     return np.stack([head[keep], tail[keep]], axis=1).astype(np.int64)
-
-
-def count_pairs(entity_starts: np.ndarray, max_distance: Optional[int] = None) -> int:
-    """Number of pairs `build_pairs` would return, without building them for the unwindowed case."""
-    n = len(entity_starts)
-    if max_distance is None:
-        return n * (n - 1)
-    return int(build_pairs(entity_starts, max_distance).shape[0])

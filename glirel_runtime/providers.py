@@ -65,15 +65,26 @@ def _with_defaults(provider: ProviderSpec, cache_dir: Path, tensorrt_options: di
 
 def create_session(
     model_path: str | Path, providers: Union[str, Sequence[ProviderSpec]] = "auto", threads: Optional[int] = None,
-    tensorrt_options: Optional[dict[str, Any]] = None,
+    tensorrt_options: Optional[dict[str, Any]] = None, allow_spinning: Optional[bool] = None,
 ) -> ort.InferenceSession:
     """An `InferenceSession` on the requested providers; warns when onnxruntime fell back.
 
+    `threads`: intra-op threads (None: onnxruntime's default, one per core).
     `tensorrt_options` (e.g. the shape profile from `trt_profile.profile_options`)
     are added to TensorRT's defaults when TensorRT is requested.
+    `allow_spinning`: whether idle intra-op threads busy-wait for the next piece of work
+    (None: onnxruntime's default, which spins). Turning it off leaves the cores to other
+    processes between calls, which pays on a shared or loaded machine (see docs/speed.md).
+
+    Example:
+        >>> session = create_session("model.onnx", "cpu", threads=2, allow_spinning=False)  # doctest: +SKIP
+        >>> session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")  # doctest: +SKIP
+        '0'
     """
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if allow_spinning is not None and not isinstance(allow_spinning, bool):
+        raise TypeError(f"allow_spinning must be True, False or None, got {allow_spinning!r}")
     requested = resolve_providers(providers)
     cache_dir = Path(os.environ.get("GLIREL_ONNX_TRT_CACHE", Path.home() / ".cache" / "glirel-onnx" / "trt"))
     if any(provider_name(p) == TENSORRT for p in requested):
@@ -83,6 +94,8 @@ def create_session(
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if allow_spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     session = ort.InferenceSession(str(model_path), sess_options=options,
                                    providers=[_with_defaults(p, cache_dir, tensorrt_options or {}) for p in requested])
     first = provider_name(requested[0])

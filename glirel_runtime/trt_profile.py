@@ -62,9 +62,13 @@ def profile_options(limits: ShapeLimits) -> dict[str, str]:
     sizes are `TYPICAL`, capped at the limits.
 
     Example:
-        >>> options = profile_options(ShapeLimits(batch=8, subwords=128, words=64))
+        >>> options = profile_options(ShapeLimits(batch=8, subwords=128, words=64, entities=4, pairs=12))
         >>> options["trt_profile_max_shapes"].split(",")[0]
         'input_ids:8x128'
+        >>> profile_options(ShapeLimits(batch=8))
+        Traceback (most recent call last):
+        ...
+        ValueError: resolve the limits against the artifact first: limits.resolve(config)
     """
     if limits.subwords is None or limits.words is None or limits.pairs is None:
         raise ValueError("resolve the limits against the artifact first: limits.resolve(config)")

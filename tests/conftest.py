@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import build_encoder, build_glirel_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("GLIREL_ONNX_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("GLIREL_ONNX_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 # name → (encoder kind, glirel config overrides). Each is a config variant the exporter supports.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -65,11 +65,10 @@ class Variant:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data; its absence is a failure, never a skip."""
-    assert SHARED_DATA.is_dir(), (
-        f"shared data not found at {SHARED_DATA}: these tests need ../shared/data beside the checkout "
-        f"(or GLIREL_ONNX_SHARED_DATA)"
-    )
+    """../shared/data, or $GLIREL_ONNX_SHARED_DATA; its absence fails the test (one line, no traceback), never skips it."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data not found at {SHARED_DATA}: set GLIREL_ONNX_SHARED_DATA to the shared data folder "
+                    f"(or put shared/data beside the checkout)", pytrace=False)
     return SHARED_DATA
 
 

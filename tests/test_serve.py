@@ -13,7 +13,7 @@ import ray
 import requests
 from ray import serve
 
-from glirel_runtime.serve import build_app
+from glirel_runtime.integrations.serve import build_app
 
 LABELS = ["place of birth", "founded by", "capital of", "spouse"]
 SENTENCES = [
@@ -91,6 +91,19 @@ def test_constraints_and_default_threshold(url, runtime):
     assert response.json()["relations"] == runtime.predict_relations(text, labels, ner=ner, threshold=runtime.config.default_threshold)
 
 
+def test_five_hundred_labels_and_per_label_thresholds(url, runtime):
+    text, ner = SENTENCES[0]
+    labels = [f"rel {i}" for i in range(500)]  # short names: the request stays under the body limit
+    thresholds = {labels[0]: 0.0, "*": 1.0}
+    response = post(url, {"text": text, "entities": ner, "labels": labels, "threshold": thresholds})
+    assert response.status_code == 200, response.text
+    relations = response.json()["relations"]
+    assert relations == runtime.predict_relations(text, labels, ner=ner, threshold=thresholds)
+    assert relations and {r["label"] for r in relations} == {labels[0]}
+    bad = post(url, {"text": text, "entities": ner, "labels": labels, "threshold": {"no such label": 0.5}})
+    assert bad.status_code == 422 and "not in the label set" in bad.json()["error"]
+
+
 @pytest.mark.parametrize("body, status, message", [
     (b"{not json", 400, "not valid JSON"),
     (b"[1, 2]", 400, "must be a JSON object"),
@@ -123,7 +136,7 @@ def test_wrong_method_and_route(url):
 
 def test_serve_and_ray_modules_never_import_torch():
     script = textwrap.dedent("""
-        import glirel_runtime.ray, glirel_runtime.serve
+        import glirel_runtime.integrations.ray, glirel_runtime.integrations.serve
         assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")]
         print("torch-free ok")
     """)

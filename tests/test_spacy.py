@@ -13,7 +13,7 @@ from conftest import run_without_torch
 import spacy
 from spacy.tokens import Span
 
-import glirel_runtime.spacy_component  # noqa: F401  registers the factory
+import glirel_runtime.integrations.spacy_component  # noqa: F401  registers the factory
 
 TEXTS = [
     "Marie Curie was born in Warsaw and worked in Paris with Pierre Curie .",
@@ -155,7 +155,7 @@ def test_factory_entry_point_is_declared():
     entries = dict(line.split("=", 1) for line in section[1].split("\n[", 1)[0].splitlines() if "=" in line)
     declared = {k.strip(): v.strip().strip('"') for k, v in entries.items()}["glirel_onnx"]
     module, _, attribute = declared.partition(":")
-    assert getattr(importlib.import_module(module), attribute) is glirel_runtime.spacy_component.make_glirel_component
+    assert getattr(importlib.import_module(module), attribute) is glirel_runtime.integrations.spacy_component.make_glirel_component
 
 
 def test_spacy_finds_the_factory_without_an_import(artifact):
@@ -177,7 +177,7 @@ def test_component_runs_without_torch(artifact):
     """Our code never needs torch (spaCy's thinc imports it only when it is installed)."""
     script = textwrap.dedent(f"""
         import spacy
-        import glirel_runtime.spacy_component
+        import glirel_runtime.integrations.spacy_component
         nlp = spacy.blank("en")
         nlp.add_pipe("entity_ruler").add_patterns([{{"label": "PER", "pattern": "Ada"}}, {{"label": "PER", "pattern": "Byron"}}])
         nlp.add_pipe("glirel_onnx", config={{"model": {str(artifact)!r}, "labels": ["spouse", "father"], "threshold": 0.0}})

@@ -34,8 +34,14 @@ def test_speed_harness_end_to_end(tmp_path):
     assert (out / "speed.md").is_file()
     systems = {row["system"] for row in report["table"]}
     expected = {"glirel (PyTorch)", "runtime fp32", "runtime int8", "TMC-BERT (gold pairs)", "TMC-BERT (all ordered pairs)",
-                "RelationPrompt NG", "RelationPrompt"}
+                "RelationPrompt NG", "RelationPrompt", "runtime OpenVINO bf16", "runtime OpenVINO f32"}
     assert expected <= systems
+    machine = report["machine"]
+    assert machine["cpu"] and machine["onnxruntime"] and len(machine["load_average"]) == 3 and isinstance(machine["isa"], list)
+    assert machine["cpu"] in (out / "speed.md").read_text()
+    scores = report["glirel"][0]["agreement"]["fewrel"]["scores_vs_fp32"]
+    assert {"int8", "openvino-bf16", "openvino-f32"} <= set(scores)
+    assert scores["openvino-f32"]["max_abs_diff"] <= 1e-4  # the engines' parity contract (tests/test_engines.py)
     for row in report["table"]:
         for workload in report["workloads"]:
             assert row[workload] > 0, (row["system"], workload)
@@ -64,6 +70,7 @@ def test_compute_ceiling_arithmetic():
     bound = speedup_bound(glirel, runtime)
     assert bound["measured_speedup"] == 1.5 and bound["gemm_peak_gflop_per_s"] == 200.0
     assert bound["speedup_bound"] == 3.0 / (0.5 + 0.5) and bound["int8_speedup_bound"] == 3.0 / (0.5 + 0.25)
+    assert bound["measured_share_of_bound_pct"] == 100.0 * 1.5 / 3.0
 
 
 def test_gpu_rows_that_cannot_run_are_left_out(variants):
@@ -72,7 +79,7 @@ def test_gpu_rows_that_cannot_run_are_left_out(variants):
     import pytest
 
     sys.path.insert(0, str(REPO))
-    from benchmarks.speed import running_systems
+    from benchmarks.experiments.glirel_systems import running_systems
     from benchmarks.systems import SystemSpec
 
     artifact = str(variants["deberta-dot"].artifact)
@@ -84,3 +91,27 @@ def test_gpu_rows_that_cannot_run_are_left_out(variants):
     with pytest.raises(RuntimeError, match="worker failed"):
         with running_systems([("runtime fp32", SystemSpec("runtime", artifact, 1, missing))], "test"):
             pass
+
+
+def test_gpu_check_script_dry_run(tmp_path):
+    """benchmarks/gpu_check.sh joins split wheel parts, checks their SHA-256 and the benchmark's arguments (no GPU needed)."""
+    import hashlib
+    import subprocess
+
+    script = REPO / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    payload = os.urandom(300_000)
+    (wheels / "demo-1.0-py3-none-any.whl.sha256").write_text(hashlib.sha256(payload).hexdigest() + "\n")
+    for k in range(3):
+        (wheels / f"demo-1.0-py3-none-any.whl.part-{k:02d}").write_bytes(payload[k * 100_000:(k + 1) * 100_000])
+    command = ["bash", str(script), "--dry-run", "--wheels", str(wheels), "--out", str(tmp_path / "gpu" / "speed.md")]
+    env = {**os.environ, "PYTHON": sys.executable}
+    ok = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr
+    assert "joined from 3 parts, SHA-256 ok" in ok.stderr and "benchmark arguments ok" in ok.stderr
+    assert "--gpu-only" in ok.stderr and "--no-tensorrt" in ok.stderr
+    (wheels / "demo-1.0-py3-none-any.whl.part-01").unlink()
+    damaged = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+    assert damaged.returncode == 1 and "SHA-256 does not match" in damaged.stderr

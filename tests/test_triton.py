@@ -1,6 +1,6 @@
 """The Triton model repository: config.pbtxt checked against Triton's protobuf schema, the served
-files, and the documented client-side pre/post-processing (docs/integrations.md) run on the
-repository's graph with the tensor shapes the config makes Triton accept."""
+files, and the shipped client (`glirel_runtime.integrations.triton_client.TritonEngine`) run against a
+stand-in server that checks and reshapes tensors as the config makes Triton do."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +9,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
-import tritonclient.grpc as grpcclient
 from tritonclient.grpc import model_config_pb2 as mc
 
 from glirel_export import cli
@@ -17,9 +16,9 @@ from glirel_export.triton import main as triton_main
 from glirel_export.triton import triton_config, write_triton_repository
 from glirel_runtime import GLiREL
 from glirel_runtime.artifact import GRAPH_INPUTS, ArtifactConfig
-from glirel_runtime.decoding import constraint_mask, relation_dicts, select
 from glirel_runtime.features import FeatureBuilder
-from glirel_runtime.validation import check_item, check_labels
+from glirel_runtime.integrations.triton_client import TritonEngine
+from glirel_runtime.pipeline import decode_scores
 
 ORT_TO_TRITON = {"tensor(int64)": mc.TYPE_INT64, "tensor(float)": mc.TYPE_FP32}
 
@@ -92,50 +91,42 @@ def test_cpu_config_coref_output_and_refusals(artifact, tmp_path):
     assert triton_main([str(artifact), str(tmp_path / "repo2"), "--model-name", "rel"]) == 1  # exists
 
 
-# ---- the client-side processing documented in docs/integrations.md, verbatim ----
+class TritonLikeClient:
+    """A stand-in for `tritonclient.grpc.InferenceServerClient` that does what Triton does with a
+    request: checks each tensor against config.pbtxt, applies its reshape, runs the served graph."""
 
-def triton_inputs(features, labels, texts, ner):
-    """Pre-processing: the graph inputs for a batch of texts (each with >= 2 entities), shaped for Triton."""
-    spec = check_labels(labels)
-    items = [check_item(text, entities) for text, entities in zip(texts, ner)]
-    encoded = features.encode(spec.labels, [item.words for item in items], [item.spans for item in items])
-    inputs = features.pad(encoded)
-    inputs["text_lengths"] = inputs["text_lengths"].reshape(-1, 1)  # config dims [1], reshaped to [] by Triton
-    return inputs, (spec, items, encoded)
+    def __init__(self, model_dir):
+        self.config = parse(model_dir / "config.pbtxt")
+        self.session = ort.InferenceSession(str(model_dir / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+        self.requests = 0
 
+    def get_model_metadata(self, model_name):
+        assert model_name == self.config.name
+        return type("Metadata", (), {"outputs": [type("Output", (), {"name": o.name}) for o in self.config.output]})
 
-def decode_logits(logits, state, threshold=0.5, top_k=-1):
-    """Post-processing: the `logits` output → glirel's relation dicts, one list per text."""
-    spec, items, encoded = state
-    results = []
-    for row, (item, enc) in enumerate(zip(items, encoded)):
-        probabilities = 1.0 / (1.0 + np.exp(-logits[row, : len(enc.pair_index), : len(spec.labels)]))
-        heads, tails = enc.entity_order[enc.pair_index[:, 0]], enc.entity_order[enc.pair_index[:, 1]]
-        pairs, labels = select(probabilities, threshold, top_k, constraint_mask(spec, item, heads, tails))
-        results.append(relation_dicts(item, spec, heads[pairs], tails[pairs], labels, probabilities[pairs, labels]))
-    return results
-
-# ---------------------------------------------------------------------------------
-
-
-def run_like_triton(session, config: mc.ModelConfig, inputs: dict) -> np.ndarray:
-    """What Triton checks and does with a request: dims against the config, then the reshape."""
-    feed = {}
-    for tensor in config.input:
-        array = inputs[tensor.name]
-        assert array.dtype == np.int64 and array.shape[0] <= config.max_batch_size
-        assert len(array.shape[1:]) == len(tensor.dims), tensor.name
-        assert all(d == -1 or d == s for d, s in zip(tensor.dims, array.shape[1:])), tensor.name
-        feed[tensor.name] = array.reshape((array.shape[0], *tensor.reshape.shape)) if tensor.HasField("reshape") else array
-    return session.run(["logits"], feed)[0]
+    def infer(self, model_name, inputs, outputs=None):
+        assert model_name == self.config.name
+        self.requests += 1
+        sent = {t.name(): np.frombuffer(t._raw_content, dtype=np.int64).reshape(t.shape()) for t in inputs}
+        assert all(t.datatype() == "INT64" for t in inputs)
+        feed = {}
+        for tensor in self.config.input:
+            array = sent[tensor.name]
+            assert array.shape[0] <= self.config.max_batch_size
+            assert len(array.shape[1:]) == len(tensor.dims), tensor.name
+            assert all(d == -1 or d == s for d, s in zip(tensor.dims, array.shape[1:])), tensor.name
+            feed[tensor.name] = array.reshape((array.shape[0], *tensor.reshape.shape)) if tensor.HasField("reshape") else array
+        names = [o.name() for o in outputs]
+        results = dict(zip(names, self.session.run(names, feed)))
+        return type("Result", (), {"as_numpy": lambda self, name: results[name]})()
 
 
-def test_documented_client_processing_gives_the_runtime_results(artifact, tmp_path):
+def test_triton_engine_gives_the_runtime_results(artifact, tmp_path):
+    """The shipped client (GLiREL + TritonEngine on the served version) returns what the runtime returns."""
     model_dir = write_triton_repository(artifact, tmp_path / "repo")
-    config = parse(model_dir / "config.pbtxt")
-    version = model_dir / "1"  # the client reads tokenizer + config from the served version
-    features = FeatureBuilder(version / "tokenizer.json", ArtifactConfig.load(version))
-    session = ort.InferenceSession(str(version / "model.onnx"), providers=["CPUExecutionProvider"])
+    client = TritonLikeClient(model_dir)
+    remote = GLiREL(model_dir / "1", engine=TritonEngine("localhost:8001", "glirel", client=client))
+    assert remote.providers == ["triton:localhost:8001/glirel"] and remote.session is None
     runtime = GLiREL(artifact, providers="cpu")
 
     texts = ["Marie Curie was born in Warsaw and worked in Paris with Pierre Curie .",
@@ -147,21 +138,13 @@ def test_documented_client_processing_gives_the_runtime_results(artifact, tmp_pa
     for threshold, top_k in ((0.0, -1), (0.3, 1)):
         want = runtime.batch_predict_relations(texts, labels, ner=ner, threshold=threshold, top_k=top_k)
         assert sum(map(len, want)) > 0
-        # one request holding both texts (padded together), and one request per text
-        inputs, state = triton_inputs(features, labels, texts, ner)
-        for name, array in inputs.items():  # the documented request tensors are accepted by tritonclient
-            tensor = grpcclient.InferInput(name, list(array.shape), "INT64")
-            tensor.set_data_from_numpy(array)
-            assert tensor.name() == name and tensor.datatype() == "INT64" and tensor.shape() == list(array.shape)
-        got = decode_logits(run_like_triton(session, config, inputs), state, threshold, top_k)
+        got = remote.batch_predict_relations(texts, labels, ner=ner, threshold=threshold, top_k=top_k)
         for g, w in zip(got, want):
             assert [{k: v for k, v in r.items() if k != "score"} for r in g] == [{k: v for k, v in r.items() if k != "score"} for r in w]
             assert [r["score"] for r in g] == pytest.approx([r["score"] for r in w], rel=1e-5, abs=1e-6)
-        for text, entities, w in zip(texts, ner, want):
-            inputs, state = triton_inputs(features, labels, [text], [entities])
-            (g,) = decode_logits(run_like_triton(session, config, inputs), state, threshold, top_k)
-            assert [r["label"] for r in g] == [r["label"] for r in w]
-            assert [r["score"] for r in g] == pytest.approx([r["score"] for r in w], rel=1e-5, abs=1e-6)
+    requests = client.requests
+    remote.predict_relations(texts[1], ["capital of", "spouse"], ner=ner[1], threshold=0.0)
+    assert client.requests == requests + 1  # one padded batch → one request
 
 
 def test_glirel_export_cli_writes_the_repository(variants, tmp_path):
@@ -179,22 +162,21 @@ def test_glirel_export_cli_writes_the_repository(variants, tmp_path):
 def test_padding_to_shared_buckets_changes_nothing(artifact, tmp_path):
     """The documented way to let Triton batch separate requests: pad every axis to a bucket size."""
     model_dir = write_triton_repository(artifact, tmp_path / "repo")
-    config = parse(model_dir / "config.pbtxt")
-    version = model_dir / "1"
-    features = FeatureBuilder(version / "tokenizer.json", ArtifactConfig.load(version))
-    session = ort.InferenceSession(str(version / "model.onnx"), providers=["CPUExecutionProvider"])
-    text = "Apple was founded by Steve Jobs in Cupertino , California , in 1976 ."
-    ner = [[0, 0, "ORG", "Apple"], [4, 5, "PER", "Steve Jobs"], [7, 7, "LOC", "Cupertino"], [9, 9, "LOC", "California"]]
+    client = TritonLikeClient(model_dir)
+    engine = TritonEngine(model_name="glirel", client=client)
+    features = FeatureBuilder(model_dir / "1" / "tokenizer.json", ArtifactConfig.load(model_dir / "1"))
+    text = "Apple was founded by Steve Jobs in Cupertino , California , in 1976 .".split()
+    spans = [(0, 0), (4, 5), (7, 7), (9, 9)]
     labels = ["founded by", "headquartered in", "spouse"]
-    inputs, state = triton_inputs(features, labels, [text], [ner])
-    plain = decode_logits(run_like_triton(session, config, inputs), state, 0.0)
+    encoded = features.encode(labels, [text], [spans])
+    inputs = features.pad(encoded)
+    plain = decode_scores(engine.run(inputs), encoded, len(labels))[0]
     fills = {"input_ids": 0, "attention_mask": 0, "word_index": -1, "label_index": -1, "span_index": 0, "pair_index": 0}
     padded = dict(inputs)
     for name, fill in fills.items():
         array = inputs[name]
         extra = np.full((array.shape[0], 5) + array.shape[2:], fill, dtype=np.int64)
         padded[name] = np.concatenate([array, extra], axis=1)
-    bucketed = decode_logits(run_like_triton(session, config, padded), state, 0.0)
-    assert len(plain[0]) == 36  # 12 ordered pairs x 3 labels, all above threshold 0
-    assert [r["label"] for r in bucketed[0]] == [r["label"] for r in plain[0]]
-    assert [r["score"] for r in bucketed[0]] == pytest.approx([r["score"] for r in plain[0]], rel=1e-5, abs=1e-6)
+    bucketed = decode_scores(engine.run(padded), encoded, len(labels))[0]
+    assert plain.probabilities.shape == (12, 3)  # 12 ordered pairs x 3 labels
+    np.testing.assert_allclose(bucketed.probabilities, plain.probabilities, rtol=1e-5, atol=1e-6)

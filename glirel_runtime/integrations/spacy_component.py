@@ -21,7 +21,7 @@ Example:
     >>> nlp = spacy.blank("en")
     >>> ruler = nlp.add_pipe("entity_ruler")
     >>> ruler.add_patterns([{"label": "PER", "pattern": "Ada"}, {"label": "LOC", "pattern": "London"}])
-    >>> nlp.add_pipe("glirel_onnx", config={"model": "models/glirel-minilm-redocred",
+    >>> nlp.add_pipe("glirel_onnx", config={"model": "models/glirel-minilm-fewrel",
     ...                                    "labels": ["place of birth"]})  # doctest: +SKIP
     >>> doc = nlp("Ada was born in London .")  # doctest: +SKIP
     >>> [(r["head"].text, r["label"], r["tail"].text) for r in doc._.relations]  # doctest: +SKIP
@@ -36,8 +36,8 @@ from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from .model import GLiREL, Relation
-from .validation import check_labels, check_threshold, check_top_k
+from ..model import GLiREL, Relation
+from ..validation import check_labels, check_threshold, check_top_k
 
 FACTORY_NAME = "glirel_onnx"
 LABELS_ATTR = "glirel_labels"
@@ -95,18 +95,27 @@ class GLiRELComponent(Pipe):
         self.model = GLiREL.from_pretrained(model, providers=providers, threads=threads)
 
     def __call__(self, doc: Doc) -> Doc:
-        """Annotate one doc (`nlp(text)`)."""
-        self._annotate([doc])
+        """Annotate one doc (`nlp(text)`); a doc with fewer than two entities gets no relations."""
+        failures = self._annotate([doc])
+        if failures:
+            raise failures[0][1]
         return doc
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate docs in batches of `batch_size` (from `nlp.pipe`); the model runs in batches of the config's `batch_size`."""
+        """Annotate docs in batches of `batch_size` (from `nlp.pipe`); the model runs in batches of the config's `batch_size`.
+
+        A doc the model cannot take goes to spaCy's error handler (`nlp.set_error_handler`; the
+        default raises) on its own; the other docs of the batch keep their relations.
+        """
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size):
             try:
-                self._annotate(docs)
+                failures = self._annotate(docs)
             except Exception as error:  # spaCy's error-handler protocol (nlp.set_error_handler)
                 error_handler(self.name, self, docs, error)
+            else:
+                for doc, error in failures:
+                    error_handler(self.name, self, [doc], error)
             yield from docs
 
     # ----------------------------------------------------------------- internals
@@ -127,20 +136,32 @@ class GLiRELComponent(Pipe):
             )
         return labels
 
-    def _annotate(self, docs: list[Doc]) -> None:
+    def _annotate(self, docs: list[Doc]) -> list[tuple[Doc, Exception]]:
+        """Set `doc._.relations` on each doc; returns the docs the model refused, with their errors."""
         groups: dict[str, tuple[Any, list[Doc]]] = {}
         for doc in docs:  # docs sharing a label set run together
             labels = self._labels_for(doc)
+            if len(doc.ents) < 2:  # an empty doc, or one entity: no pair, no relation
+                doc._.set(RELATIONS_ATTR, [])
+                continue
             key = json.dumps(labels, sort_keys=False, default=list)
             groups.setdefault(key, (labels, []))[1].append(doc)
+        failures: list[tuple[Doc, Exception]] = []
         for labels, group in groups.values():
             texts = [[token.text for token in doc] for doc in group]
             ner = [[[ent.start, ent.end - 1, ent.label_, ent.text] for ent in doc.ents] for doc in group]
             results = self.model.batch_predict_relations(
-                texts, labels, threshold=self.threshold, ner=ner, top_k=self.top_k, batch_size=self.batch_size)
+                texts, labels, threshold=self.threshold, ner=ner, top_k=self.top_k, batch_size=self.batch_size,
+                on_error="return")
             for doc, relations in zip(group, results):
+                if isinstance(relations, Exception):
+                    doc._.set(RELATIONS_ATTR, [])
+                    failures.append((doc, ValueError(f"{self.name}: doc {doc.text[:60]!r}: "
+                                                     + "; ".join(getattr(relations, "errors", {0: str(relations)}).values()))))
+                    continue
                 entities = {(ent.start, ent.end): ent for ent in doc.ents}
                 doc._.set(RELATIONS_ATTR, [_with_spans(relation, entities) for relation in relations])
+        return failures
 
 
 def _with_spans(relation: Relation, entities: dict[tuple[int, int], Span]) -> dict[str, Any]:

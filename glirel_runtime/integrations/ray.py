@@ -10,9 +10,9 @@ The model must be readable on every node: an artifact directory at the same path
 
 Example:
     >>> import ray
-    >>> from glirel_runtime.ray import extract_dataset
+    >>> from glirel_runtime.integrations.ray import extract_dataset
     >>> ds = ray.data.read_json("corpus.jsonl")  # rows: {"text": ..., "ner": [[start, end, type, text], ...]}  # doctest: +SKIP
-    >>> out = extract_dataset(ds, model="models/glirel-minilm-redocred", labels=["founded by", "spouse"],
+    >>> out = extract_dataset(ds, model="models/glirel-minilm-fewrel", labels=["founded by", "spouse"],
     ...                       batch_size=64, concurrency=4)  # doctest: +SKIP
     >>> out.write_parquet("relations/")  # doctest: +SKIP
 """
@@ -25,9 +25,9 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .model import GLiREL
-from .providers import AUTO_ORDER, ProviderSpec
-from .validation import check_labels, check_threshold, check_top_k
+from ..model import GLiREL
+from ..providers import AUTO_ORDER, ProviderSpec
+from ..validation import check_labels, check_threshold, check_top_k
 
 GPU_PROVIDERS: list[ProviderSpec] = list(AUTO_ORDER)  # TensorRT, CUDA, CPU
 
@@ -80,7 +80,7 @@ class RelationExtractor:
         self.info = {
             "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "providers": list(self.model.session.get_providers()),
+            "providers": self.model.providers,
             "warnings": [str(warning.message) for warning in caught],
         }
 
@@ -91,9 +91,7 @@ class RelationExtractor:
                                f"set text_column=/ner_column= in extract_dataset")
         texts = [_python(t) for t in batch[self.text_column]]
         ner = [_python(n) for n in batch[self.ner_column]]
-        results = self.model.batch_predict_relations(
-            texts, self.labels, threshold=self.threshold, ner=ner, top_k=self.top_k, batch_size=self.batch_size,
-            on_error=self.on_error)
+        results = self._predict(texts, ner)
         out = dict(batch)
         if self.on_error == "return":
             out[self.error_column] = _object_column([str(r) if isinstance(r, Exception) else None for r in results])
@@ -102,6 +100,25 @@ class RelationExtractor:
         if self.info_column:
             out[self.info_column] = _object_column([dict(self.info) for _ in results])
         return out
+
+
+    def _predict(self, texts: list[Any], ner: list[Any]) -> list[Any]:
+        """The batch's results; with ``on_error="return"``, a failure of the shared model call is retried
+        row by row, so only the rows the model cannot take carry an error."""
+        try:
+            return self.model.batch_predict_relations(
+                texts, self.labels, threshold=self.threshold, ner=ner, top_k=self.top_k, batch_size=self.batch_size,
+                on_error=self.on_error)
+        except Exception:
+            if self.on_error == "raise" or len(texts) == 1:
+                raise
+        results: list[Any] = []
+        for text, entities in zip(texts, ner):
+            try:
+                results.append(self._predict([text], [entities])[0])
+            except Exception as error:
+                results.append(error)
+        return results
 
 
 def extract_dataset(

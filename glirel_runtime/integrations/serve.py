@@ -6,13 +6,17 @@ Routes (under the application's route prefix):
 
         {"text": "Ada Lovelace was born in London .",        # or "tokens": ["Ada", "Lovelace", ...]
          "entities": [[0, 1, "PER", "Ada Lovelace"], [5, 5, "LOC", "London"]],  # word spans, inclusive end
-         "labels": ["place of birth"],     # or {"place of birth": {"allowed_head": ["PER"], "allowed_tail": ["LOC"]}}
-         "threshold": 0.5,                 # optional (default: the artifact's default_threshold)
+         "labels": ["place of birth"],     # or {"glirel_labels": {"place of birth": {"allowed_head": ["PER"],
+                                           #   "allowed_tail": ["LOC"], "description": ..., "symmetric": false}}}
+         "threshold": 0.5,                 # optional: a number or {"label": value, "*": other labels}
+                                           # (default: the artifact's calibrated default_threshold)
          "top_k": -1}                      # optional
 
     response ``200 {"relations": [glirel's relation dicts]}``; ``400`` for a body that is
-    not a JSON object, ``413`` for a body over ``max_body_bytes``, ``422`` for a request that
-    fails validation, each as ``{"error": message}``.
+    not a JSON object (or is nested too deeply), ``413`` for a body over ``max_body_bytes``,
+    ``422`` for a request that fails validation, ``500`` when the model fails on this request
+    alone, each as ``{"error": message}``. A request never fails because of another request
+    in the same batch: when a shared model call fails, each request is retried on its own.
 ``GET /health``  ``200 {"status": "ok", "model": ..., "providers": [...], "stats": {...}}``.
 
 Concurrent requests are grouped by `@serve.batch` (up to `max_batch_size`, waiting at most
@@ -20,11 +24,11 @@ Concurrent requests are grouped by `@serve.batch` (up to `max_batch_size`, waiti
 
 Example:
     >>> from ray import serve
-    >>> from glirel_runtime.serve import build_app
-    >>> serve.run(build_app("models/glirel-minilm-redocred", max_batch_size=16), route_prefix="/glirel")  # doctest: +SKIP
+    >>> from glirel_runtime.integrations.serve import build_app
+    >>> serve.run(build_app("models/glirel-minilm-fewrel", max_batch_size=16), route_prefix="/glirel")  # doctest: +SKIP
     >>> # curl -X POST localhost:8000/glirel -d '{"text": ..., "entities": ..., "labels": [...]}'
 
-    or from the shell: ``serve run glirel_runtime.serve:app model=models/glirel-minilm-redocred``.
+    or from the shell: ``serve run glirel_runtime.integrations.serve:app model=models/glirel-minilm-fewrel``.
 """
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .model import GLiREL
-from .validation import InputError, check_item, check_labels, check_threshold, check_top_k
+from ..model import GLiREL
+from ..validation import InputError, check_item, check_labels, check_top_k, label_thresholds
 
 REQUEST_FIELDS = {"text", "tokens", "entities", "labels", "threshold", "top_k"}
 DEFAULT_MAX_BODY_BYTES = 1_000_000
@@ -52,6 +56,10 @@ class RequestError(ValueError):
         self.status = status
 
 
+class ModelFailure(RuntimeError):
+    """The model failed on one request (answered with 500); other requests are unaffected."""
+
+
 def parse_request(body: bytes, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, Any]:
     """Check a request body; returns ``{"text", "ner", "labels", "threshold", "top_k"}`` (threshold may be None).
 
@@ -61,7 +69,7 @@ def parse_request(body: bytes, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> 
         >>> parse_request(b'{"text": "Ada"}')
         Traceback (most recent call last):
         ...
-        glirel_runtime.serve.RequestError: missing field 'entities': give the entities as [start, end_inclusive, type, text] word spans
+        glirel_runtime.integrations.serve.RequestError: missing field 'entities': give the entities as [start, end_inclusive, type, text] word spans
     """
     if len(body) > max_body_bytes:
         raise RequestError(413, f"request body is {len(body)} bytes; the limit is {max_body_bytes}")
@@ -69,6 +77,8 @@ def parse_request(body: bytes, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> 
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RequestError(400, f"request body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise RequestError(400, "request body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise RequestError(400, f"request body must be a JSON object, got {type(payload).__name__}")
     unknown = sorted(set(payload) - REQUEST_FIELDS)
@@ -89,9 +99,9 @@ def parse_request(body: bytes, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> 
     top_k = payload.get("top_k", -1)
     try:
         labels = payload["labels"]
-        check_labels(labels)
-        if threshold is not None:
-            threshold = check_threshold(threshold)
+        spec = check_labels(labels)
+        if threshold is not None:  # a number, or a mapping label → value ("*": every other label)
+            label_thresholds(threshold, spec, 0.5)
         top_k = check_top_k(top_k)
         check_item(text, payload["entities"])
     except (TypeError, ValueError) as error:
@@ -123,7 +133,7 @@ class GLiRELServer:
             if request.method != "GET":
                 return JSONResponse({"error": "use GET for /health"}, status_code=405)
             return JSONResponse({"status": "ok", "model": self.model_name,
-                                 "providers": self.model.session.get_providers(), "stats": dict(self.stats)})
+                                 "providers": self.model.providers, "stats": dict(self.stats)})
         if route != "":
             return JSONResponse({"error": f"no route {route!r}: POST / or GET /health"}, status_code=404)
         if request.method != "POST":
@@ -133,6 +143,8 @@ class GLiRELServer:
         except RequestError as error:
             return JSONResponse({"error": str(error)}, status_code=error.status)
         result = await self.extract_batch(item)
+        if isinstance(result, ModelFailure):
+            return JSONResponse({"error": str(result)}, status_code=500)
         if isinstance(result, Exception):
             return JSONResponse({"error": str(result)}, status_code=422)
         return JSONResponse({"relations": result})
@@ -153,23 +165,31 @@ class GLiRELServer:
             item["threshold"] = threshold
             groups.setdefault(json.dumps([item["labels"], threshold, item["top_k"]]), []).append(index)
         for indices in groups.values():
-            first = items[indices[0]]
-            try:
-                out = self.model.batch_predict_relations(
-                    [items[i]["text"] for i in indices], first["labels"], ner=[items[i]["ner"] for i in indices],
-                    threshold=first["threshold"], top_k=first["top_k"], batch_size=len(indices), on_error="return")
-            except (TypeError, ValueError) as error:  # e.g. a label prompt longer than the encoder accepts
-                out = [error] * len(indices)
-            for i, result in zip(indices, out):
+            for i, result in zip(indices, self._run_group(items, indices)):
                 if isinstance(result, InputError):  # re-index the message to the request itself
                     result = ValueError("; ".join(result.errors.values()))
                 results[i] = result
         return results
 
+    def _run_group(self, items: list[dict[str, Any]], indices: list[int]) -> list[Union[list[dict[str, Any]], Exception]]:
+        """One model call for requests sharing labels/threshold/top_k; if it fails, each request runs alone,
+        so a request the model cannot handle fails by itself and never costs the others their answer."""
+        first = items[indices[0]]
+        try:
+            return self.model.batch_predict_relations(
+                [items[i]["text"] for i in indices], first["labels"], ner=[items[i]["ner"] for i in indices],
+                threshold=first["threshold"], top_k=first["top_k"], batch_size=len(indices), on_error="return")
+        except Exception as error:
+            if len(indices) > 1:
+                return [self._run_group(items, [i])[0] for i in indices]
+            if isinstance(error, (TypeError, ValueError)):  # e.g. a label prompt longer than the encoder accepts
+                return [error]
+            return [ModelFailure(f"the model failed on this request: {type(error).__name__}: {error}")]
+
     def check_health(self) -> None:
         """Serve's replica health check: the session must still answer."""
-        if not self.model.session.get_inputs():
-            raise RuntimeError("onnxruntime session has no inputs")
+        if not self.model.engine.output_names:
+            raise RuntimeError("the model's engine has no outputs")
 
 
 def build_app(
@@ -204,7 +224,7 @@ def build_app(
 
 
 def app(args: dict[str, str]) -> serve.Application:
-    """Builder for ``serve run glirel_runtime.serve:app model=DIR max_batch_size=16 num_replicas=1``."""
+    """Builder for ``serve run glirel_runtime.integrations.serve:app model=DIR max_batch_size=16 num_replicas=1``."""
     known = {"model": str, "num_replicas": int, "max_batch_size": int, "batch_wait_timeout_s": float,
              "num_cpus": float, "num_gpus": float, "providers": str, "threads": int}
     unknown = sorted(set(args) - set(known))
@@ -214,4 +234,4 @@ def app(args: dict[str, str]) -> serve.Application:
     return build_app(options.pop("model", None), **options)
 
 
-__all__ = ["GLiRELServer", "RequestError", "app", "build_app", "parse_request"]
+__all__ = ["GLiRELServer", "ModelFailure", "RequestError", "app", "build_app", "parse_request"]

@@ -1,0 +1,282 @@
+"""Inference engines: one object per backend that runs the artifact's ONNX graph.
+
+Every engine has the same small interface, so the pipeline does not care which one runs:
+
+* ``run(inputs) -> dict[str, np.ndarray]``: the graph's outputs by name;
+* ``input_names`` / ``output_names``: the graph's inputs and outputs;
+* ``providers``: what actually runs the graph, for display and logs.
+
+Backends:
+
+* `OnnxRuntimeEngine`: an onnxruntime session (CPU, CUDA, TensorRT), optionally through an IO binding;
+* `OpenVINOEngine`: Intel's OpenVINO runtime reading the same ``model.onnx`` (``pip install
+  "glirel-onnx[openvino]"``); bf16 on CPUs with AMX or AVX-512 bf16 units, f32 elsewhere.
+
+`create_engine` picks one from a ``providers`` value: ``"openvino"`` (or ``("openvino",
+{"precision": "f32"})``) gives OpenVINO, anything else onnxruntime (see
+`glirel_runtime.providers.resolve_providers`). ``"auto"`` gives OpenVINO bf16 only when this CPU
+has bf16 units, OpenVINO is installed and onnxruntime has no GPU provider; otherwise onnxruntime's
+own ``"auto"``. When OpenVINO is asked for but missing, or cannot read the graph, a
+`RuntimeWarning` says so and onnxruntime's CPU provider runs instead.
+
+Example:
+    >>> engine = create_engine("models/glirel-minilm-fewrel/model.onnx", "cpu", threads=2)  # doctest: +SKIP
+    >>> engine.providers  # doctest: +SKIP
+    ['CPUExecutionProvider']
+    >>> logits = engine.run(inputs)["logits"]  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping, Optional, Protocol, Sequence, Union
+
+import numpy as np
+
+from .artifact import GRAPH_INPUTS, GRAPH_OUTPUTS
+from .providers import CPU, CUDA, TENSORRT, ProviderSpec, create_session, run_with_io_binding, uses_gpu
+
+OPENVINO = "openvino"
+PRECISIONS = ("auto", "bf16", "f32")
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a backend."""
+
+    input_names: list[str]
+    output_names: list[str]
+    providers: list[str]
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ...
+
+
+def cpu_flags(cpuinfo: Union[str, Path] = "/proc/cpuinfo") -> frozenset[str]:
+    """The instruction-set flags of the first CPU listed in `cpuinfo` (empty where there is none, e.g. macOS).
+
+    Example:
+        >>> "avx2" in cpu_flags() or not cpu_flags()
+        True
+    """
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def has_bf16_units(flags: Optional[frozenset[str]] = None) -> bool:
+    """Whether the CPU computes in bf16 natively (AMX-BF16 or AVX-512 BF16).
+
+    Example:
+        >>> has_bf16_units(frozenset({"avx2", "avx512f"})), has_bf16_units(frozenset({"amx_bf16"}))
+        (False, True)
+    """
+    return any(flag in (cpu_flags() if flags is None else flags) for flag in BF16_FLAGS)
+
+
+@lru_cache(maxsize=1)
+def openvino_available() -> bool:
+    """Whether the `openvino` package can be imported.
+
+    Example:
+        >>> openvino_available() in (True, False)
+        True
+    """
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _check_inputs(inputs: Mapping[str, np.ndarray], expected: Sequence[str]) -> None:
+    missing = [name for name in expected if name not in inputs]
+    extra = [name for name in inputs if name not in expected]
+    if missing or extra:
+        raise ValueError(f"graph inputs do not match: missing {missing}, unexpected {extra} (the graph takes {list(expected)})")
+
+
+class OnnxRuntimeEngine:
+    """An onnxruntime `InferenceSession` behind the engine interface.
+
+    `io_binding`: run through an IO binding (default: on CUDA/TensorRT only). The session is
+    kept as `session` (onnxruntime's object, for its provider options and profiling).
+
+    Example:
+        >>> from glirel_runtime.providers import create_session  # doctest: +SKIP
+        >>> engine = OnnxRuntimeEngine(create_session("model.onnx", "cpu"))  # doctest: +SKIP
+        >>> sorted(engine.run(inputs))  # doctest: +SKIP
+        ['logits']
+    """
+
+    def __init__(self, session: Any, io_binding: Optional[bool] = None):
+        if io_binding is not None and not isinstance(io_binding, bool):
+            raise TypeError(f"io_binding must be True, False or None, got {io_binding!r}")
+        self.session = session
+        self.io_binding = uses_gpu(session) if io_binding is None else io_binding
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        _check_inputs(inputs, self.input_names)
+        if self.io_binding:
+            results = run_with_io_binding(self.session, dict(inputs), self.output_names)
+        else:
+            results = self.session.run(self.output_names, dict(inputs))
+        return dict(zip(self.output_names, results))
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeEngine(providers={self.providers}, io_binding={self.io_binding})"
+
+
+class OpenVINOEngine:
+    """The artifact's ONNX graph compiled by OpenVINO for the CPU, dynamic shapes.
+
+    `precision`: "bf16" (AMX / AVX-512 BF16 units; scores move by about 1e-2, decisions near the
+    threshold can flip), "f32" (within 1e-4 of onnxruntime) or "auto" (bf16 where the CPU has
+    the units, else f32). `threads`: OpenVINO's inference threads (None: all cores).
+    Safe to call from several threads: each thread gets its own infer request.
+
+    Example:
+        >>> engine = OpenVINOEngine("models/glirel-minilm-fewrel/model.onnx", threads=2, precision="f32")  # doctest: +SKIP
+        >>> engine.providers  # doctest: +SKIP
+        ['OpenVINO CPU f32']
+    """
+
+    def __init__(self, model_path: Union[str, Path], threads: Optional[int] = None, precision: str = "auto"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        import openvino as ov
+
+        bf16 = has_bf16_units()
+        if precision == "auto":
+            precision = "bf16" if bf16 else "f32"
+        elif precision == "bf16" and not bf16:
+            warnings.warn("precision='bf16' asked, but this CPU has no bf16 units (amx_bf16 / avx512_bf16): running f32",
+                          RuntimeWarning, stacklevel=2)
+            precision = "f32"
+        self.precision = precision
+        self.model_path = Path(model_path)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        model = core.read_model(str(self.model_path))
+        # a tensor may carry several names (compiling adds some, e.g. for an output Cast): keep the ONNX graph's
+        self.input_names = [_graph_name(port, GRAPH_INPUTS) for port in model.inputs]
+        self.output_names = [_graph_name(port, GRAPH_OUTPUTS) for port in model.outputs]
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.providers = [f"OpenVINO CPU {precision}"]
+        self._local = threading.local()
+
+    def _request(self):
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return request
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        _check_inputs(inputs, self.input_names)
+        request = self._request()
+        request.infer({name: np.ascontiguousarray(array) for name, array in inputs.items()})
+        # copies: the request's output tensors are overwritten by its next call
+        return {name: np.array(request.get_tensor(name).data) for name in self.output_names}
+
+    def __repr__(self) -> str:
+        return f"OpenVINOEngine({str(self.model_path)!r}, precision={self.precision!r})"
+
+
+def _graph_name(port: Any, contract: Mapping[str, Any]) -> str:
+    """The name of an OpenVINO port as the artifact contract spells it (any of its names otherwise)."""
+    names = port.get_names()
+    return next((name for name in contract if name in names), port.get_any_name())
+
+
+def _openvino_request(providers: Any) -> Optional[dict[str, Any]]:
+    """OpenVINO's options when `providers` asks for OpenVINO: "openvino", ("openvino", {...}), or a list led by either."""
+    if isinstance(providers, tuple) and len(providers) == 2 and isinstance(providers[1], dict):
+        spec = providers  # one (name, options) pair
+    elif isinstance(providers, (list, tuple)) and providers:
+        spec = providers[0]
+    else:
+        spec = providers
+    if isinstance(spec, str):
+        return {} if spec.lower() == OPENVINO else None
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and spec[0].lower() == OPENVINO:
+        if not isinstance(spec[1], dict):
+            raise TypeError(f"OpenVINO options must be a dict, got {type(spec[1]).__name__}")
+        unknown = set(spec[1]) - {"precision"}
+        if unknown:
+            raise ValueError(f"unknown OpenVINO options {sorted(unknown)} (known: ['precision'])")
+        return dict(spec[1])
+    return None
+
+
+def _auto_picks_openvino() -> bool:
+    import onnxruntime as ort
+
+    gpu = any(name in ort.get_available_providers() for name in (CUDA, TENSORRT))
+    return not gpu and has_bf16_units() and openvino_available()
+
+
+def create_engine(
+    model_path: Union[str, Path], providers: Union[str, Sequence[ProviderSpec]] = "auto", threads: Optional[int] = None, *,
+    io_binding: Optional[bool] = None, allow_spinning: Optional[bool] = None, precision: str = "auto",
+    tensorrt_options: Optional[dict[str, Any]] = None,
+) -> Union[OnnxRuntimeEngine, OpenVINOEngine]:
+    """The engine `providers` asks for; warns and runs onnxruntime's CPU provider when OpenVINO cannot run.
+
+    `providers`: "openvino" / ("openvino", {"precision": ...}) for OpenVINO; "auto"; or anything
+    `glirel_runtime.providers.create_session` takes. `precision` is OpenVINO's (ignored by
+    onnxruntime). `allow_spinning`: whether onnxruntime's idle intra-op threads busy-wait
+    (None: onnxruntime's default, on); off costs a little latency alone and saves the cores
+    other processes need under contention. `io_binding`: see `OnnxRuntimeEngine`.
+
+    Example:
+        >>> engine = create_engine("model.onnx", "openvino", threads=2)  # doctest: +SKIP
+        >>> engine.providers  # doctest: +SKIP
+        ['OpenVINO CPU bf16']
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if io_binding is not None and not isinstance(io_binding, bool):
+        raise TypeError(f"io_binding must be True, False or None, got {io_binding!r}")
+    if allow_spinning is not None and not isinstance(allow_spinning, bool):
+        raise TypeError(f"allow_spinning must be True, False or None, got {allow_spinning!r}")
+    options = _openvino_request(providers)
+    chosen_by_auto = options is None and providers == "auto" and _auto_picks_openvino()
+    if chosen_by_auto:
+        options = {}
+    if options is not None:
+        if not openvino_available():
+            warnings.warn('OpenVINO was asked for but the openvino package is not installed (pip install "glirel-onnx[openvino]"); '
+                          "running on onnxruntime's CPUExecutionProvider", RuntimeWarning, stacklevel=2)
+            providers = [CPU]
+        else:
+            try:
+                return OpenVINOEngine(model_path, threads, options.get("precision", precision))
+            except (ValueError, TypeError):
+                raise
+            except Exception as error:  # OpenVINO cannot read or compile this graph (e.g. onnxruntime-only int8 ops)
+                if not chosen_by_auto:  # "auto" quietly takes onnxruntime, as it would on any other CPU
+                    lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
+                    reason = lines[-1] if lines else type(error).__name__  # OpenVINO's summary comes last
+                    warnings.warn(f"OpenVINO could not compile {model_path} ({reason}); running on onnxruntime's "
+                                  "CPUExecutionProvider", RuntimeWarning, stacklevel=2)
+                    providers = [CPU]
+    session = create_session(model_path, providers, threads, tensorrt_options=tensorrt_options, allow_spinning=allow_spinning)
+    return OnnxRuntimeEngine(session, io_binding=io_binding)

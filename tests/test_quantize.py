@@ -1,0 +1,96 @@
+"""int8 recipes (glirel_export.quantize): each quantises what it says and nothing else, and the result runs."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+
+from glirel_export.quantize import RECIPES, Int8Recipe, classify_nodes, int8_exclusions, quantize_int8
+
+LABELS = ["founded by", "located in", "spouse"]
+TEXTS = [("Apple was founded by Steve Jobs in Cupertino .".split(), [[0, 0, "ORG", "Apple"], [4, 5, "PER", "Steve Jobs"],
+                                                                      [7, 7, "LOC", "Cupertino"]]),
+         ("Ada Lovelace was born in London .".split(), [[0, 1, "PER", "Ada Lovelace"], [5, 5, "LOC", "London"]])]
+
+
+def quantized_matmuls(source_graph, quantized_graph) -> set[str]:
+    """Names of `source_graph`'s MatMuls that run in int8 in `quantized_graph` (dynamic: replaced; static: fed by QDQ)."""
+    producers = {output: node for node in quantized_graph.node for output in node.output}
+    still_float = {n.name for n in quantized_graph.node if n.op_type == "MatMul"
+                   and not any(producers.get(i) is not None and producers[i].op_type == "DequantizeLinear" for i in n.input)}
+    return {n.name for n in source_graph.node if n.op_type == "MatMul"} - still_float
+
+
+@pytest.fixture(scope="module")
+def fp32(variants):
+    variant = variants["bert-dot"]
+    graph = onnx.load(str(variant.artifact / "model.onnx")).graph
+    runtime = variant.runtime()
+    encoded = runtime.features.encode(LABELS, [w for w, _ in TEXTS], [[(s, e) for s, e, *_ in n] for _, n in TEXTS])
+    return variant, graph, [runtime.features.pad(encoded)]
+
+
+def build(fp32, tmp_path, name):
+    variant, _, calibration = fp32
+    target = tmp_path / name
+    shutil.copytree(variant.artifact, target)
+    notes = quantize_int8(variant.artifact / "model.onnx", target / "model.onnx", RECIPES[name], calibration)
+    return target, notes, onnx.load(str(target / "model.onnx")).graph
+
+
+@pytest.mark.parametrize("name", ["default", "ffn-int8", "head-int8", "all-int8", "static", "static-all"])
+def test_recipe_scope(fp32, tmp_path, name):
+    variant, source, _ = fp32
+    recipe = RECIPES[name]
+    target, notes, graph = build(fp32, tmp_path, name)
+    classes = classify_nodes(source)
+    excluded = int8_exclusions(source)
+    done = quantized_matmuls(source, graph)
+    encoder = {n.name for n in source.node if n.op_type == "MatMul" and classes[n.name] == "encoder"}
+    head = {n.name for n in source.node if n.op_type == "MatMul" and classes[n.name] != "encoder"}
+    ffn_output = set(excluded["ffn_output"])
+    assert ffn_output and head, "the tiny graph lacks the nodes this test is about"
+    if recipe.ffn_output:
+        assert ffn_output <= done
+    else:
+        assert not ffn_output & done
+    if recipe.head:
+        assert head & done, "no head MatMul was quantised"
+    else:
+        assert not head & done, f"head MatMuls quantised: {sorted(head & done)}"
+    weight_matmuls = {n.name for n in source.node if n.op_type == "MatMul" and classes[n.name] == "encoder"
+                      and any(i in {t.name for t in source.initializer} for i in n.input)}
+    assert (weight_matmuls - ffn_output) <= done, "encoder weight MatMuls left fp32"
+    activation_products = encoder - weight_matmuls
+    if activation_products:
+        assert bool(activation_products & done) == recipe.attention
+    assert not any(n.op_type == "DynamicQuantizeLSTM" for n in graph.node), "the BiLSTM stays fp32"
+    if recipe.mode == "static":
+        assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+        assert not any(n.op_type == "DynamicQuantizeLinear" for n in graph.node)
+    assert notes["recipe"] == recipe.describe()
+
+    from glirel_runtime import GLiREL
+
+    scores = GLiREL(target, providers="cpu", threads=1).score_pairs([t for t, _ in TEXTS], LABELS, [n for _, n in TEXTS])
+    reference = variant.runtime(threads=1).score_pairs([t for t, _ in TEXTS], LABELS, [n for _, n in TEXTS])
+    for got, expected in zip(scores, reference):
+        assert got.probabilities.shape == expected.probabilities.shape
+        assert np.isfinite(got.probabilities).all()
+        np.testing.assert_array_equal(got.heads, expected.heads)
+
+
+def test_static_recipe_needs_calibration(fp32, tmp_path):
+    variant, _, _ = fp32
+    with pytest.raises(ValueError, match="calibration_inputs"):
+        quantize_int8(variant.artifact / "model.onnx", tmp_path / "model.onnx", RECIPES["static"])
+
+
+def test_recipe_fields_are_checked():
+    with pytest.raises(ValueError, match="mode"):
+        Int8Recipe(mode="smooth")
+    with pytest.raises(ValueError, match="weight_type"):
+        Int8Recipe(weight_type="int4")
+    assert Int8Recipe() == RECIPES["default"]
