@@ -52,9 +52,10 @@ GLIREL_HIDDEN = {"minilm": 384, "deberta-v3-base": 768, "deberta-v3-large": 768,
 VARIANTS = {
     "fp32": dict(optimize=False, quantize=None),
     "fp32-opt": dict(optimize=True, quantize=None),
+    "fp32-opt-dense": dict(optimize=True, quantize=None, pair_head="dense"),  # all pairs in one dense pass
     "int8": dict(optimize=True, quantize="int8"),  # fused graph, then glirel_export.quantize's int8 recipe
     "int8-unfused": dict(optimize=False, quantize="int8"),  # the same recipe on the unfused graph
-    "fp16": dict(optimize=True, quantize=None, fp16=True, device="cuda"),  # GPU only
+    "fp16": dict(optimize=True, quantize=None, fp16=True, device="cuda", pair_head="dense"),  # GPU only
 }
 
 MODEL_TITLES = {"minilm": "MiniLM-L6 (default model's encoder)", "deberta-v3-large": "DeBERTa-v3-large shape (paper's model)",

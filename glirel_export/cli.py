@@ -16,6 +16,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--fp16", action="store_true", help="store weights in fp16 (inputs/outputs stay fp32)")
     parser.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 quantisation of MatMul/Gemm weights")
     parser.add_argument("--optimize", action="store_true", help="run onnxruntime's transformer optimizer (fusions)")
+    parser.add_argument("--pair-head", choices=["blocked", "dense"], default="blocked",
+                        help="all-pairs scorer as a loop over head entities (cache-sized blocks: faster on CPU) or one "
+                             "dense pass (GPUs); OpenVINO turns a blocked head back into a dense one when it loads")
     parser.add_argument("--device", default="cpu", help="device for tracing and the PyTorch side of verification")
     parser.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
     parser.add_argument("--threshold", type=float, default=0.5, help="threshold stored as the artifact's default and used in verification")
@@ -32,7 +35,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .modeling import UnsupportedCheckpointError
 
     options = ExportOptions(opset=args.opset, fp16=args.fp16, quantize=args.quantize, optimize=args.optimize,
-                            device=args.device, exporter=args.exporter, encoder=args.encoder, threshold=args.threshold)
+                            device=args.device, exporter=args.exporter, encoder=args.encoder, threshold=args.threshold,
+                            pair_head=args.pair_head)
     try:
         config = export_checkpoint(args.checkpoint, args.out_dir, options, overwrite=args.overwrite)
     except (CheckpointError, UnsupportedCheckpointError, ExportVerificationError, OSError, ValueError) as error:

@@ -24,6 +24,7 @@ from glirel_runtime.artifact import (
 )
 from glirel_runtime.features import FeatureBuilder
 
+from .pair_head import PAIR_HEAD_CHOICES, block_pair_head_file
 from .checkpoint import (
     ENTITY_END, ENTITY_START, REL_TOKEN, SEP_TOKEN, LoadedCheckpoint, describe_encoder, load_checkpoint, portable_name,
     without_machine_paths,
@@ -46,6 +47,7 @@ class ExportOptions:
     exporter: str = "torchscript"  # or "dynamo"
     encoder: Optional[str] = None  # local encoder directory overriding the config's model_name
     threshold: float = 0.5
+    pair_head: str = "blocked"  # all-pairs scorer as a Loop over head entities (see pair_head.py), or "dense"
 
     @property
     def precision(self) -> str:
@@ -164,6 +166,9 @@ def _post_process(path: Path, options: ExportOptions, num_heads: int, hidden: in
         quantized = path.with_suffix(".int8.onnx")
         notes["quantization"] = quantize_int8(path, quantized)
         quantized.replace(path)
+    notes["pair_head"] = "dense"
+    if options.pair_head == "blocked" and block_pair_head_file(path):
+        notes["pair_head"] = "blocked"
     return notes
 
 
@@ -191,6 +196,8 @@ def export_checkpoint(
 
     options = options or ExportOptions()
     precision = options.precision  # validates the option combination first
+    if options.pair_head not in PAIR_HEAD_CHOICES:
+        raise ValueError(f"pair_head must be one of {PAIR_HEAD_CHOICES}, got {options.pair_head!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"output path {out_dir} is a file, not a directory: choose another output directory")
@@ -250,6 +257,8 @@ def format_report(config: ArtifactConfig) -> str:
             f"pairs={case['pairs']:<4} max|Δp|={case['max_abs_diff']:.2e}"
         )
     lines.append(f"  max |Δp| = {report['max_abs_diff']:.2e}; decisions agreeing = {100 * report['decision_agreement']:.3f}%")
+    if report.get("pair_head"):
+        lines.append(f"  all-pairs scorer: {report['pair_head']}")
     if report.get("fusions"):
         lines.append(f"  fusions: {report['fusions']}")
     noted = report.get("export_warnings") or {}

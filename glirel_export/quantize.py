@@ -38,6 +38,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from .pair_head import has_blocked_pair_head
+
 ENCODER_INPUTS = {"input_ids", "attention_mask"}
 PAIR_INPUTS = {"span_index", "pair_index"}
 
@@ -191,6 +193,10 @@ def quantize_int8(source: Path, target: Path, recipe: Int8Recipe = DEFAULT_RECIP
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     graph = onnx.load(str(source), load_external_data=False).graph
+    if has_blocked_pair_head(graph):
+        raise ValueError(f"{source}: the all-pairs scorer is a Loop (blocked); quantise the dense graph "
+                         "(glirel-export --pair-head dense) and block the result with pair_head.block_pair_head_file; "
+                         "glirel-export --quantize int8 does both")
     excluded = int8_exclusions(graph)
     classes = classify_nodes(graph)
     exclude = [] if recipe.head else list(excluded["head"])

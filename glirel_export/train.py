@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -100,6 +101,8 @@ class TrainConfig:
     threads: Optional[int] = None
     bf16: bool = False
     bucket: int = 64
+    init_from: Optional[str] = None  # start from this glirel checkpoint's weights (same encoder and head)
+    keep_every: int = 0  # also keep a copy of the weights every this many steps, in OUTPUT/step_N
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -266,6 +269,18 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
         step, history, evals = int(state["step"]), list(state["history"]), list(state.get("evals", []))
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {output} at step {step}")
+    elif config.init_from:
+        from .checkpoint import read_state_dict
+
+        init_weights = Path(config.init_from) / WEIGHTS_NAME
+        if not init_weights.is_file():
+            raise FileNotFoundError(f"--init-from: no {WEIGHTS_NAME} in {config.init_from}")
+        try:
+            model.load_state_dict(read_state_dict(init_weights), strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"--init-from {config.init_from}: weights do not fit this model "
+                             f"(encoder, hidden size, label strategy): {str(error)[:300]}") from error
+        log(f"initialised from {config.init_from}")
     model.train()
 
     lengths = [len(i["tokenized_text"]) for i in instances]
@@ -324,6 +339,11 @@ def train(config: TrainConfig, resume: bool = True, instances: Optional[list[Ins
         if step % config.save_every == 0 or step == last:
             cfg["trained_steps"] = step
             save_checkpoint(output, model, cfg, state_dict())
+        if config.keep_every and step % config.keep_every == 0:
+            cfg["trained_steps"] = step
+            keep = output / f"step_{step}"
+            save_checkpoint(keep, model, cfg)
+            shutil.copyfile(tokenizer_file, keep / "tokenizer.json")
     progress.close()
     elapsed = time.time() - started
     log(f"done: {step} steps, {elapsed:.0f}s this run ({step_sentences / max(1e-9, elapsed):.1f} sentences/s); "
@@ -357,6 +377,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, bool]
                         help="label vector: the [REL] marker's output, the label's first subtoken, or their mean")
     parser.add_argument("--no-random-drop", action="store_true", help="keep every sampled label")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--init-from", default=None,
+                        help="start from this glirel checkpoint's weights (a fresh optimizer and schedule)")
+    parser.add_argument("--keep-every", type=int, default=0,
+                        help="also keep the weights every this many steps in OUTPUT/step_N (for choosing one later)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if OUTPUT holds a trainer state")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="end this run after this many more steps (resumable; the schedule still spans --steps)")
@@ -369,7 +393,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, bool]
         random_drop=not args.no_random_drop, dropout=args.dropout, hidden_size=args.hidden_size,
         label_embed_strategy=args.label_embed_strategy, max_len=args.max_len,
         window=args.window, clip=args.clip, seed=args.seed, eval_every=args.eval_every, save_every=args.save_every,
-        eval_sentences=args.eval_sentences, threads=args.threads,
+        eval_sentences=args.eval_sentences, threads=args.threads, init_from=args.init_from,
+        keep_every=args.keep_every,
     )
     config.extra["stop_after"] = args.stop_after
     return config, not args.no_resume

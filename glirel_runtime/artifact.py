@@ -77,6 +77,9 @@ GRAPH_OUTPUTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "logits": ("float32", ("batch", "pairs", "labels")),
     "coref_logits": ("float32", ("batch", "pairs")),
 }
+BLOCKED_PAIR_HEAD_NODE = "pair_head_blocked"
+"""Name of the graph's Loop node that scores all entity pairs one head entity at a time (see
+`glirel_export.pair_head`); engines that prefer one dense pass (OpenVINO) replace it by name."""
 LABEL_EMBED_STRATEGIES = ("ent_token", "label", "both")
 SCORERS = ("dot", "dot_thresh", "dot_norm", "concat_proj")
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -7,6 +7,7 @@ element is represented by its first subtoken.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -109,17 +110,28 @@ class FeatureBuilder:
     def encode(
         self, labels: Sequence[str], word_lists: Sequence[list[str]], span_lists: Sequence[list[tuple[int, int]]]
     ) -> list[EncodedText]:
+        """Every text's graph inputs for one label prompt; the prompt is tokenized once for all texts.
+
+        Example:
+            >>> encoded = builder.encode(["spouse"], [["Ada", "met", "Byron"]], [[(0, 0), (2, 2)]])  # doctest: +SKIP
+            >>> encoded[0].pair_index.tolist()  # doctest: +SKIP
+            [[0, 1], [1, 0]]
+        """
         prompt = self.prompt(labels)
         num_labels = len(labels)
         prepared = [self.model_words(words, spans) for words, spans in zip(word_lists, span_lists)]
-        encodings = self.tokenizer.encode_batch([prompt + words for words, _, _ in prepared], is_pretokenized=True)
+        if self.prompt_splits_exactly:
+            pieces = self.encode_after_prompt(prompt, [words for words, _, _ in prepared])
+        else:  # a tokenizer whose pieces depend on what precedes a word: the whole sequence, text by text
+            pieces = [(np.array(e.ids, dtype=np.int64), first_subtoken_positions(e.word_ids, len(prompt) + len(words)))
+                      for e, (words, _, _) in zip(self.tokenizer.encode_batch(
+                          [prompt + words for words, _, _ in prepared], is_pretokenized=True), prepared)]
         encoded = []
-        for (words, spans, order), encoding in zip(prepared, encodings):
-            positions = first_subtoken_positions(encoding.word_ids, len(prompt) + len(words))
+        for (words, spans, order), (input_ids, positions) in zip(prepared, pieces):
             span_index = np.array(spans, dtype=np.int64).reshape(-1, 2)
             encoded.append(
                 EncodedText(
-                    input_ids=np.array(encoding.ids, dtype=np.int64),
+                    input_ids=input_ids,
                     word_index=positions[len(prompt):],
                     label_index=positions[: 2 * num_labels].reshape(num_labels, 2),
                     span_index=span_index,
@@ -128,6 +140,48 @@ class FeatureBuilder:
                 )
             )
         return encoded
+
+    def encode_after_prompt(self, prompt: list[str], word_lists: Sequence[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(input_ids [S], first-subtoken position of every prompt and text word [len(prompt) + W]) per text,
+        the prompt tokenized once and each text after the prompt's last word (its context).
+
+        Equals tokenizing ``prompt + words`` whole (`prompt_splits_exactly` checks this tokenizer).
+        """
+        prompt_encoding = self.tokenizer.encode(prompt, is_pretokenized=True, add_special_tokens=False)
+        prompt_ids = np.array(prompt_encoding.ids, dtype=np.int64)  # [Sp]
+        prompt_word_ids = list(prompt_encoding.word_ids)
+        with_specials = self.tokenizer.post_process(prompt_encoding)  # [prefix] prompt [suffix]
+        special = np.array(with_specials.special_tokens_mask, dtype=bool)
+        lead = int(np.argmin(special)) if not special.all() else len(special)
+        prefix = np.array(with_specials.ids[:lead], dtype=np.int64)
+        suffix = np.array(with_specials.ids[lead + len(prompt_ids):], dtype=np.int64)
+        # each text after the prompt's last word ([SEP]), whose pieces are then dropped
+        context = prompt[-1:]
+        text_encodings = self.tokenizer.encode_batch([context + list(w) for w in word_lists], is_pretokenized=True,
+                                                     add_special_tokens=False)
+        out = []
+        for words, encoding in zip(word_lists, text_encodings):
+            word_ids = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
+            keep = word_ids >= 1  # pieces of the text's own words
+            text_ids = np.array(encoding.ids, dtype=np.int64)[keep]
+            ids = np.concatenate([prefix, prompt_ids, text_ids, suffix])  # [S]
+            shifted = [None] * len(prefix) + prompt_word_ids + [
+                len(prompt) + w - 1 for w in word_ids[keep].tolist()] + [None] * len(suffix)
+            out.append((ids, first_subtoken_positions(shifted, len(prompt) + len(words))))
+        return out
+
+    @cached_property
+    def prompt_splits_exactly(self) -> bool:
+        """Whether `encode_after_prompt` reproduces whole-sequence tokenization for this tokenizer (probed once)."""
+        probe_prompt = self.prompt(["place of birth", "héadquarters"])
+        probes = [["Ada", "Lovelace", "met", "Byron", "in", "1833", "."], ["naïve", "x", "", "Ünïcode", "l'état", "co-founder"]]
+        whole = self.tokenizer.encode_batch([probe_prompt + w for w in probes], is_pretokenized=True)
+        split = self.encode_after_prompt(probe_prompt, probes)
+        return all(
+            e.ids == ids.tolist()
+            and np.array_equal(first_subtoken_positions(e.word_ids, len(probe_prompt) + len(w)), positions)
+            for e, w, (ids, positions) in zip(whole, probes, split)
+        )
 
     def pad(self, batch: Sequence[EncodedText]) -> dict[str, np.ndarray]:
         """Stack a batch into the graph's inputs, padding every axis to the batch maximum."""

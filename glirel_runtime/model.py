@@ -180,16 +180,26 @@ class GLiREL:
         _refuse_ground_truth(ground_truth_relations)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             raise TypeError(f"texts must be a list of texts, got {type(texts).__name__}")
+        ner_errors: dict[int, Exception] = {}
         if ner is None:  # raw texts: a named-entity recogniser finds the entities (the `ner` extra)
             from .ner import find_entities_batch
 
-            ner = find_entities_batch(texts)
+            if on_error not in ("raise", "return"):
+                raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
+            ner = find_entities_batch(texts, on_error="return")
+            ner_errors = {i: found for i, found in enumerate(ner) if isinstance(found, Exception)}
+            if ner_errors and on_error == "raise":
+                raise InputError(ner_errors)
+            ner = [[] if i in ner_errors else found for i, found in enumerate(ner)]  # those rows are replaced below
         if isinstance(ner, (str, bytes)) or not isinstance(ner, Sequence):
             raise TypeError("ner must be a list with one entity list per text")
         if len(ner) != len(texts):
             raise ValueError(f"texts has {len(texts)} items but ner has {len(ner)}")
-        return list(self.predict_stream(zip(texts, ner), labels, threshold=threshold, top_k=top_k, batch_size=batch_size,
-                                        chunk_size=max(len(texts), 1), on_error=on_error, show_progress=show_progress))
+        items = [("placeholder", []) if i in ner_errors else (text, entities)
+                 for i, (text, entities) in enumerate(zip(texts, ner))]
+        results = list(self.predict_stream(items, labels, threshold=threshold, top_k=top_k, batch_size=batch_size,
+                                           chunk_size=max(len(texts), 1), on_error=on_error, show_progress=show_progress))
+        return [InputError({i: ner_errors[i]}) if i in ner_errors else result for i, result in enumerate(results)]
 
     def predict_stream(
         self, items: Iterable[Any], labels: Any, threshold: Threshold = None, top_k: int = -1, batch_size: int = 32,

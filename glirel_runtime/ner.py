@@ -130,16 +130,26 @@ class EntityFinder:
         string, word_spans = _text_and_word_spans(text)
         return self._entities(self.nlp(string), string, word_spans)
 
-    def find_batch(self, texts: Sequence[Union[str, Sequence[str]]], batch_size: int = 64) -> list[list[Entity]]:
-        """The entities of each text, in order (spaCy processes them in batches)."""
-        prepared = []
+    def find_batch(self, texts: Sequence[Union[str, Sequence[str]]], batch_size: int = 64,
+                   on_error: str = "raise") -> list[Union[list[Entity], Exception]]:
+        """The entities of each text, in order (spaCy processes them in batches).
+
+        A text that is not a non-empty string or token list raises, naming its index; with
+        ``on_error="return"`` its error takes its place and the other texts are still processed.
+        """
+        if on_error not in ("raise", "return"):
+            raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
+        prepared: list[Union[tuple[str, list[tuple[int, int]]], Exception]] = []
         for index, text in enumerate(texts):
             try:
                 prepared.append(_text_and_word_spans(text))
             except (TypeError, ValueError) as error:
-                raise type(error)(f"text {index}: {error}") from error
-        docs = self.nlp.pipe((string for string, _ in prepared), batch_size=batch_size)
-        return [self._entities(doc, string, spans) for doc, (string, spans) in zip(docs, prepared)]
+                if on_error == "raise":
+                    raise type(error)(f"text {index}: {error}") from error
+                prepared.append(error)
+        valid = [p for p in prepared if not isinstance(p, Exception)]
+        docs = iter(self.nlp.pipe((string for string, _ in valid), batch_size=batch_size))
+        return [p if isinstance(p, Exception) else self._entities(next(docs), *p) for p in prepared]
 
 
 @lru_cache(maxsize=1)
@@ -158,6 +168,7 @@ def find_entities(text: Union[str, Sequence[str]]) -> list[Entity]:
     return default_finder()(text)
 
 
-def find_entities_batch(texts: Sequence[Union[str, Sequence[str]]]) -> list[list[Entity]]:
-    """`find_entities` for many texts at once (faster than one by one)."""
-    return default_finder().find_batch(texts)
+def find_entities_batch(texts: Sequence[Union[str, Sequence[str]]],
+                        on_error: str = "raise") -> list[Union[list[Entity], Exception]]:
+    """`find_entities` for many texts at once (faster than one by one); see `EntityFinder.find_batch`."""
+    return default_finder().find_batch(texts, on_error=on_error)

@@ -11,6 +11,7 @@ from glirel_runtime import ner as ner_module
 from glirel_runtime.integrations.cli import main
 from glirel_runtime.ner import RELATION_LABELS, EntityFinder, align_entities, find_entities, load_pipeline
 from glirel_runtime.resolve import default_model_dir
+from glirel_runtime.validation import InputError
 from glirel_runtime.words import split_words
 
 TEXT = "Apple was founded by Steve Jobs in Cupertino."
@@ -65,6 +66,22 @@ def test_find_batch_keeps_order_and_names_a_bad_text():
         finder.find_batch(["Globex", "  "])
     with pytest.raises(TypeError, match="text 0"):
         finder.find_batch([42])
+    found = finder.find_batch(["Globex", "  ", 42, "at Globex"], on_error="return")
+    assert found[0] == [[0, 0, "ORG", "Globex"]] and found[3] == [[1, 1, "ORG", "Globex"]]
+    assert isinstance(found[1], ValueError) and isinstance(found[2], TypeError)
+
+
+def test_one_bad_raw_text_leaves_the_others_alone():
+    model = GLiREL.from_pretrained()
+    labels = ["founded by", "place of birth", "headquartered in"]
+    good = [TEXT, "Marie Curie was born in Warsaw and worked in Paris."]
+    alone = model.batch_predict_relations(good, labels, threshold=0.0)
+    mixed = model.batch_predict_relations([good[0], "   ", 7, good[1]], labels, threshold=0.0, on_error="return")
+    assert mixed[0] == alone[0] and mixed[3] == alone[1] and alone[0]
+    assert isinstance(mixed[1], InputError) and "empty" in str(mixed[1])
+    assert isinstance(mixed[2], InputError) and 2 in mixed[2].errors
+    with pytest.raises(InputError, match="item 1"):
+        model.batch_predict_relations([good[0], "   "], labels)
 
 
 def test_bad_arguments_are_refused(tmp_path):

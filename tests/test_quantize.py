@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
+from glirel_export import ExportOptions, export_checkpoint
 from glirel_export.quantize import RECIPES, Int8Recipe, classify_nodes, int8_exclusions, quantize_int8
 
 LABELS = ["founded by", "located in", "spouse"]
@@ -24,25 +25,34 @@ def quantized_matmuls(source_graph, quantized_graph) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def fp32(variants):
+def fp32(variants, tmp_path_factory):
+    """The bert-dot checkpoint exported with a dense all-pairs scorer (what the recipes quantise)."""
     variant = variants["bert-dot"]
-    graph = onnx.load(str(variant.artifact / "model.onnx")).graph
+    dense = tmp_path_factory.mktemp("dense") / "artifact"
+    export_checkpoint(variant.checkpoint, dense, ExportOptions(pair_head="dense"))
+    graph = onnx.load(str(dense / "model.onnx")).graph
     runtime = variant.runtime()
     encoded = runtime.features.encode(LABELS, [w for w, _ in TEXTS], [[(s, e) for s, e, *_ in n] for _, n in TEXTS])
-    return variant, graph, [runtime.features.pad(encoded)]
+    return variant, dense, graph, [runtime.features.pad(encoded)]
 
 
 def build(fp32, tmp_path, name):
-    variant, _, calibration = fp32
+    _, dense, _, calibration = fp32
     target = tmp_path / name
-    shutil.copytree(variant.artifact, target)
-    notes = quantize_int8(variant.artifact / "model.onnx", target / "model.onnx", RECIPES[name], calibration)
+    shutil.copytree(dense, target)
+    notes = quantize_int8(dense / "model.onnx", target / "model.onnx", RECIPES[name], calibration)
     return target, notes, onnx.load(str(target / "model.onnx")).graph
+
+
+def test_a_blocked_graph_is_refused_with_the_way_out(variants, tmp_path):
+    with pytest.raises(ValueError, match="pair-head dense"):
+        quantize_int8(variants["bert-dot"].artifact / "model.onnx", tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
 
 
 @pytest.mark.parametrize("name", ["default", "ffn-int8", "head-int8", "all-int8", "static", "static-all"])
 def test_recipe_scope(fp32, tmp_path, name):
-    variant, source, _ = fp32
+    variant, _, source, _ = fp32
     recipe = RECIPES[name]
     target, notes, graph = build(fp32, tmp_path, name)
     classes = classify_nodes(source)
@@ -83,9 +93,9 @@ def test_recipe_scope(fp32, tmp_path, name):
 
 
 def test_static_recipe_needs_calibration(fp32, tmp_path):
-    variant, _, _ = fp32
+    _, dense, _, _ = fp32
     with pytest.raises(ValueError, match="calibration_inputs"):
-        quantize_int8(variant.artifact / "model.onnx", tmp_path / "model.onnx", RECIPES["static"])
+        quantize_int8(dense / "model.onnx", tmp_path / "model.onnx", RECIPES["static"])
 
 
 def test_recipe_fields_are_checked():
