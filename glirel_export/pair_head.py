@@ -81,7 +81,8 @@ def find_dense_pair_head(graph: Any) -> Optional[dict[str, Any]]:
 
 
 def _remove_dead_nodes(graph: Any) -> None:
-    """Drop nodes none of whose outputs is read (by a node, a subgraph, or the graph's outputs)."""
+    """Drop nodes none of whose outputs is read (by a node, a subgraph, or the graph's outputs), then the
+    initializers nothing reads."""
     def read_names(g: Any) -> set[str]:
         names = {name for node in g.node for name in node.input}
         for node in g.node:
@@ -94,9 +95,12 @@ def _remove_dead_nodes(graph: Any) -> None:
         needed = read_names(graph) | {o.name for o in graph.output}
         dead = [node for node in graph.node if not any(o in needed for o in node.output if o)]
         if not dead:
-            return
+            break
         for node in dead:
             graph.node.remove(node)
+    unread = [init for init in graph.initializer if init.name not in needed]  # else onnxruntime warns at load
+    for init in unread:
+        graph.initializer.remove(init)
 
 
 def block_pair_head(model: Any) -> bool:

@@ -85,3 +85,14 @@ def test_unknown_pair_head_is_refused_before_anything_is_written(variants, tmp_p
     with pytest.raises(ValueError, match="pair_head"):
         export_checkpoint(variants["bert-dot"].checkpoint, tmp_path / "out", ExportOptions(pair_head="sparse"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_rewrite_leaves_nothing_unread(variants):
+    """Nodes and initializers that only fed the dense pass are gone (onnxruntime would warn about each at load)."""
+    graph = onnx.load(str(variants["bert-dot"].artifact / "model.onnx")).graph
+    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for node in graph.node:
+        for attr in node.attribute:
+            read |= {name for body_node in attr.g.node for name in body_node.input}
+    assert all(init.name in read for init in graph.initializer)
+    assert all(any(output in read for output in node.output) for node in graph.node)

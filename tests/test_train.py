@@ -125,6 +125,26 @@ def test_resume_is_exact(encoders, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_init_from_and_kept_snapshots(trained, encoders, tmp_path):
+    """--init-from starts from a checkpoint's weights (its first loss is the trained model's, not a fresh
+    one's); --keep-every leaves loadable weights at those steps."""
+    source, summary = trained
+    fresh = train(_config(encoders["bert"], tmp_path / "fresh", steps=2), resume=False, instances=_instances(),
+                  log=lambda _: None)
+    continued = train(_config(encoders["bert"], tmp_path / "continued", steps=4, init_from=str(source), keep_every=2),
+                      resume=False, instances=_instances(), log=lambda _: None)
+    assert continued["history"][0] < 0.5 * fresh["history"][0]
+    assert continued["history"][0] < 2 * np.mean(summary["history"][-5:])
+    for step in (2, 4):
+        kept = tmp_path / "continued" / f"step_{step}"
+        assert json.loads((kept / "glirel_config.json").read_text())["trained_steps"] == step
+        assert (kept / "tokenizer.json").is_file() and not (kept / STATE_NAME).exists()
+        load_checkpoint(kept, encoder=encoders["bert"])
+    with pytest.raises(ValueError, match="init-from"):
+        train(_config(encoders["bert"], tmp_path / "wide", steps=1, hidden_size=48, init_from=str(source)),
+              resume=False, instances=_instances(), log=lambda _: None)
+
+
 def test_label_sampling_and_schedule():
     import random
 
