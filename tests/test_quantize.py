@@ -50,7 +50,7 @@ def test_a_blocked_graph_is_refused_with_the_way_out(variants, tmp_path):
     assert not (tmp_path / "model.onnx").exists()
 
 
-@pytest.mark.parametrize("name", ["default", "ffn-int8", "head-int8", "all-int8", "static", "static-all"])
+@pytest.mark.parametrize("name", ["default", "encoder-only", "ffn-int8", "head-int8", "all-int8", "static", "static-all"])
 def test_recipe_scope(fp32, tmp_path, name):
     variant, _, source, _ = fp32
     recipe = RECIPES[name]
@@ -92,6 +92,18 @@ def test_recipe_scope(fp32, tmp_path, name):
         np.testing.assert_array_equal(got.heads, expected.heads)
 
 
+def test_the_all_pairs_scorer_stays_fp32_and_is_looped_after(fp32, tmp_path):
+    """Even with the head and the activation products in int8, the all-pairs scorer's MatMul stays fp32,
+    so that the export can loop it over head entities afterwards."""
+    from glirel_export.pair_head import block_pair_head_file, find_dense_pair_head
+
+    _, _, source, _ = fp32
+    target, _, graph = build(fp32, tmp_path, "default")
+    scorer = find_dense_pair_head(source)["remove"][-1].name
+    assert scorer not in quantized_matmuls(source, graph)
+    assert block_pair_head_file(target / "model.onnx")
+
+
 def test_static_recipe_needs_calibration(fp32, tmp_path):
     _, dense, _, _ = fp32
     with pytest.raises(ValueError, match="calibration_inputs"):
@@ -103,4 +115,5 @@ def test_recipe_fields_are_checked():
         Int8Recipe(mode="smooth")
     with pytest.raises(ValueError, match="weight_type"):
         Int8Recipe(weight_type="int4")
-    assert Int8Recipe() == RECIPES["default"]
+    assert Int8Recipe() == RECIPES["encoder-only"]
+    assert RECIPES["default"] == Int8Recipe(ffn_output=True, head=True, attention=True)
