@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks import workloads as W  # noqa: E402
 from benchmarks.agreement import fewrel_f1, score_agreement  # noqa: E402
-from benchmarks.machine import describe, high_load_warning, machine_info  # noqa: E402
+from benchmarks.machine import announce_machine  # noqa: E402
 from benchmarks.models import build_artifact  # noqa: E402
 from benchmarks.systems import SystemProcess, SystemSpec, round_robin  # noqa: E402
 from glirel_export.quantize import RECIPES as QUANTIZE_RECIPES  # noqa: E402
@@ -159,11 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--openvino-precision", default="f32", choices=["f32", "bf16"],
                         help="OpenVINO's precision for what the recipes leave in floating point")
     args = parser.parse_args(argv)
-    information = machine_info()
-    print(f"machine: {describe(information)}")
-    warning = high_load_warning(information)
-    if warning:
-        print(f"WARNING: {warning}", file=sys.stderr)
+    announce_machine()
     data_dir = Path(args.data_dir)
     if not (data_dir / "fewrel" / "val_wiki.json").is_file():
         raise SystemExit(f"no FewRel data at {data_dir / 'fewrel' / 'val_wiki.json'}: F1 needs the real sentences (--data-dir)")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import random
 import sys
@@ -31,6 +30,7 @@ from typing import Any, Optional, Sequence
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.report import write_json  # noqa: E402
 from benchmarks.zero_shot import SEEDS, argmax_protocol, fewrel_pairs  # noqa: E402
 from glirel_export.datasets import DEFAULT_DATA_DIR, data_path, wikidata_names  # noqa: E402
 from glirel_runtime import GLiREL  # noqa: E402
@@ -120,9 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results["descriptions"] = descriptions_experiment(model, pairs, data_dir, args.batch_size, args.per_relation)
     if "speed" in args.experiments:
         results["speed"] = speed_experiment(model, pairs, args.batch_size, args.label_counts, args.speed_sentences, names)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
     return 0
 
 

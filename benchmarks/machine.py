@@ -113,12 +113,23 @@ def describe(info: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def announce_machine() -> dict[str, Any]:
+    """Print this machine's one-line description (and, to stderr, a warning when it is busy); return
+    `machine_info()` for the results.
+
+    Example:
+        >>> info = announce_machine()  # doctest: +SKIP
+        machine: Intel(R) Xeon(R) Processor, 2 cores (AVX2, AVX-512, …); onnxruntime 1.32.0; load average …
+    """
+    information = machine_info()
+    print(f"machine: {describe(information)}")
+    warning = high_load_warning(information)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return information
+
+
 if __name__ == "__main__":  # python -m benchmarks.machine
     import json
 
-    information = machine_info()
-    print(describe(information))
-    print(json.dumps(information, indent=2))
-    warning = high_load_warning(information)
-    if warning:
-        print("WARNING:", warning, file=sys.stderr)
+    print(json.dumps(announce_machine(), indent=2))

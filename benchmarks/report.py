@@ -6,6 +6,7 @@ Example:
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +15,17 @@ from benchmarks.machine import describe
 WORKLOAD_TITLES = {"fewrel": "FewRel-shaped", "wikizsl": "Wiki-ZSL-shaped"}
 CPU_RUNTIME_ROWS = ("runtime fp32", "runtime int8", "runtime OpenVINO bf16", "runtime OpenVINO f32")
 """The runtime's CPU paths as users run them (the ablation rows are left out of "fastest")."""
+
+
+def write_json(path: Optional[str], results: dict) -> None:
+    """Write `results` as indented JSON to `path` (its folder made), when a path is given.
+
+    Example:
+        >>> write_json(None, {"f1": 45.7})  # no --out: nothing written
+    """
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2) + "\n")
 
 
 def fmt(x: Optional[float]) -> str:

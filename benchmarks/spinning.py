@@ -24,7 +24,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import workloads as W  # noqa: E402
-from benchmarks.machine import describe, high_load_warning, machine_info  # noqa: E402
+from benchmarks.machine import announce_machine  # noqa: E402
 from benchmarks.models import build_artifact  # noqa: E402
 from benchmarks.systems import SystemProcess, SystemSpec, round_robin  # noqa: E402
 
@@ -54,11 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", default="/tmp/glirel-speed-cache")
     parser.add_argument("--no-trained", action="store_true", help="ignore checkpoints/glirel-minilm-fewrel")
     args = parser.parse_args(argv)
-    information = machine_info()
-    print(f"machine: {describe(information)}")
-    warning = high_load_warning(information)
-    if warning:
-        print(f"WARNING: {warning}", file=sys.stderr)
+    announce_machine()
     data_dir = Path(args.data_dir) if (Path(args.data_dir) / "fewrel" / "val_wiki.json").is_file() else None
     workload = W.fewrel_workload(data_dir, args.sentences, m=10)
     artifact, _ = build_artifact("minilm", args.variant, Path(args.cache_dir), not args.no_trained, log=print)

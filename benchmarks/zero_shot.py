@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -55,6 +54,7 @@ from glirel_export.datasets import (  # noqa: E402  (torch-free)
 )
 from glirel_export.calibrate import extraction_protocol  # noqa: E402  (torch-free)
 from glirel_export.metrics import best_threshold, macro_prf, micro_prf  # noqa: E402
+from benchmarks.report import write_json  # noqa: E402
 from glirel_runtime import GLiREL  # noqa: E402
 
 PAPER = {  # GLiREL (DeBERTa-v3-large) without synthetic pre-training, Table 1 of Boylan et al. 2025
@@ -297,9 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     results["seconds"] = time.time() - started
     print_table(results, f"{Path(args.model).name} ({model.config.precision})", args.seeds)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
     return 0
 
 

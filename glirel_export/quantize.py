@@ -15,11 +15,13 @@ fp16 (fp32 within 0.2 at m = 10)          58.35      45.70       37.41
 int8, default recipe                      57.90      45.81       37.43
 ========================================  =========  ==========  ==========
 
-and on an Intel Xeon with AMX-INT8 (2 threads, `python -m benchmarks.int8_recipes`, 256
-FewRel-shaped sentences, round-robin): 2.09× the fp32 graph, top-1 label identical for 94.4% of
-pairs, against 1.44× and 96.1% for ``encoder-only`` (the previous default: encoder MatMuls
-except the FFN output projections, whose inputs come straight out of GELU). Static (QDQ)
-recipes kept 99% top-1 agreement but ran slower than fp32 there (0.90–0.93×).
+On an Intel Xeon with AMX-INT8 (2 threads, 128 FewRel-shaped sentences, round-robin against the
+``--optimize`` fp32 graph in `python -m benchmarks.speed`): 238 vs 119 sentences/s, top-1 label
+identical for 94.5% of pairs; ``encoder-only`` (the previous default: encoder MatMuls except the
+FFN output projections, whose inputs come straight out of GELU) gave 171 vs 114 and 96.1% in an
+earlier run of the same command. `python -m benchmarks.int8_recipes` ranks the same way
+(``all-int8``, which also quantises the all-pairs scorer, 2.09× fp32 vs 1.44× for ``encoder-only``);
+static (QDQ) recipes kept 99% top-1 agreement but ran slower than fp32 there (0.90–0.93×).
 
 `Int8Recipe` chooses the scope: the FFN output projections (``ffn_output``), the head
 (``head``), the attention products of an unfused graph (``attention``), and static

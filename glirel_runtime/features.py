@@ -120,12 +120,9 @@ class FeatureBuilder:
         prompt = self.prompt(labels)
         num_labels = len(labels)
         prepared = [self.model_words(words, spans) for words, spans in zip(word_lists, span_lists)]
-        if self.prompt_splits_exactly:
-            pieces = self.encode_after_prompt(prompt, [words for words, _, _ in prepared])
-        else:  # a tokenizer whose pieces depend on what precedes a word: the whole sequence, text by text
-            pieces = [(np.array(e.ids, dtype=np.int64), first_subtoken_positions(e.word_ids, len(prompt) + len(words)))
-                      for e, (words, _, _) in zip(self.tokenizer.encode_batch(
-                          [prompt + words for words, _, _ in prepared], is_pretokenized=True), prepared)]
+        # a tokenizer whose pieces depend on what precedes a word gets each whole sequence tokenized
+        encode_texts = self.encode_after_prompt if self.prompt_splits_exactly else self.encode_whole
+        pieces = encode_texts(prompt, [words for words, _, _ in prepared])
         encoded = []
         for (words, spans, order), (input_ids, positions) in zip(prepared, pieces):
             span_index = np.array(spans, dtype=np.int64).reshape(-1, 2)
@@ -141,11 +138,16 @@ class FeatureBuilder:
             )
         return encoded
 
-    def encode_after_prompt(self, prompt: list[str], word_lists: Sequence[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def encode_whole(self, prompt: list[str], word_lists: Sequence[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(input_ids [S], first-subtoken position of every prompt and text word [len(prompt) + W]) per text,
-        the prompt tokenized once and each text after the prompt's last word (its context).
+        each ``prompt + words`` tokenized as one sequence."""
+        encodings = self.tokenizer.encode_batch([prompt + list(words) for words in word_lists], is_pretokenized=True)
+        return [(np.array(e.ids, dtype=np.int64), first_subtoken_positions(e.word_ids, len(prompt) + len(words)))
+                for e, words in zip(encodings, word_lists)]
 
-        Equals tokenizing ``prompt + words`` whole (`prompt_splits_exactly` checks this tokenizer).
+    def encode_after_prompt(self, prompt: list[str], word_lists: Sequence[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`encode_whole`'s result with the prompt tokenized once and each text after the prompt's last word
+        (its context); equal to it where `prompt_splits_exactly` (probed once per tokenizer).
         """
         prompt_encoding = self.tokenizer.encode(prompt, is_pretokenized=True, add_special_tokens=False)
         prompt_ids = np.array(prompt_encoding.ids, dtype=np.int64)  # [Sp]
@@ -175,13 +177,10 @@ class FeatureBuilder:
         """Whether `encode_after_prompt` reproduces whole-sequence tokenization for this tokenizer (probed once)."""
         probe_prompt = self.prompt(["place of birth", "héadquarters"])
         probes = [["Ada", "Lovelace", "met", "Byron", "in", "1833", "."], ["naïve", "x", "", "Ünïcode", "l'état", "co-founder"]]
-        whole = self.tokenizer.encode_batch([probe_prompt + w for w in probes], is_pretokenized=True)
+        whole = self.encode_whole(probe_prompt, probes)
         split = self.encode_after_prompt(probe_prompt, probes)
-        return all(
-            e.ids == ids.tolist()
-            and np.array_equal(first_subtoken_positions(e.word_ids, len(probe_prompt) + len(w)), positions)
-            for e, w, (ids, positions) in zip(whole, probes, split)
-        )
+        return all(np.array_equal(a_ids, b_ids) and np.array_equal(a_pos, b_pos)
+                   for (a_ids, a_pos), (b_ids, b_pos) in zip(whole, split))
 
     def pad(self, batch: Sequence[EncodedText]) -> dict[str, np.ndarray]:
         """Stack a batch into the graph's inputs, padding every axis to the batch maximum."""

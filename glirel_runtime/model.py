@@ -190,11 +190,11 @@ class GLiREL:
             ner_errors = {i: found for i, found in enumerate(ner) if isinstance(found, Exception)}
             if ner_errors and on_error == "raise":
                 raise InputError(ner_errors)
-            ner = [[] if i in ner_errors else found for i, found in enumerate(ner)]  # those rows are replaced below
         if isinstance(ner, (str, bytes)) or not isinstance(ner, Sequence):
             raise TypeError("ner must be a list with one entity list per text")
         if len(ner) != len(texts):
             raise ValueError(f"texts has {len(texts)} items but ner has {len(ner)}")
+        # a text the recogniser refused runs as an empty placeholder (keeping every index) and gets its error back
         items = [("placeholder", []) if i in ner_errors else (text, entities)
                  for i, (text, entities) in enumerate(zip(texts, ner))]
         results = list(self.predict_stream(items, labels, threshold=threshold, top_k=top_k, batch_size=batch_size,
