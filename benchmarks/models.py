@@ -50,11 +50,12 @@ DEBERTA_SHAPES = {"deberta-v3-base": DEBERTA_V3_BASE_SHAPE, "deberta-v3-large": 
 # glirel head sizes: the released models use 768; the MiniLM default model its encoder width
 GLIREL_HIDDEN = {"minilm": 384, "deberta-v3-base": 768, "deberta-v3-large": 768, "tiny-bert": 32, "tiny-deberta": 32}
 VARIANTS = {
-    "fp32": dict(optimize=False, quantize=None),
-    "fp32-opt": dict(optimize=True, quantize=None),
-    "fp32-opt-dense": dict(optimize=True, quantize=None, pair_head="dense"),  # all pairs in one dense pass
-    "int8": dict(optimize=True, quantize="int8"),  # fused graph, then glirel_export.quantize's int8 recipe
-    "int8-unfused": dict(optimize=False, quantize="int8"),  # the same recipe on the unfused graph
+    "fp32": dict(optimize=False, quantize=None),  # what the CPU rows run (onnxruntime's own session fusions only)
+    "fp32-dense": dict(optimize=False, quantize=None, pair_head="dense"),  # all pairs in one dense pass
+    "fp32-opt": dict(optimize=True, quantize=None),  # onnxruntime's BERT fusions at export (--optimize)
+    "fp32-opt-dense": dict(optimize=True, quantize=None, pair_head="dense"),
+    "int8": dict(optimize=False, quantize="int8"),  # glirel_export.quantize's default int8 recipe
+    "int8-opt": dict(optimize=True, quantize="int8"),  # the same recipe on the --optimize graph
     "fp16": dict(optimize=True, quantize=None, fp16=True, device="cuda", pair_head="dense"),  # GPU only
 }
 
@@ -172,6 +173,7 @@ def build_artifact(kind: str, variant: str, cache: Path, use_trained: bool = Tru
     target = cache / "artifacts" / (f"{kind}-trained" if trained else kind) / variant
     stamp = target.with_name(target.name + ".exporter-code")
     code = exporter_code_hash()
+    code = f"{code} {json.dumps(VARIANTS[variant], sort_keys=True)}"  # a renamed variant is exported again
     stale = (target / "glirel_artifact.json").is_file() and (
         (target / "glirel_artifact.json").stat().st_mtime < _weights_mtime(checkpoint)
         or not stamp.is_file() or stamp.read_text().strip() != code)

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     if not (data_dir / "fewrel" / "val_wiki.json").is_file():
         print(f"no FewRel data under {data_dir}: generated texts", file=sys.stderr)
         data_dir = None
-    artifact, _ = build_artifact("minilm", "fp32-opt", Path(args.cache_dir), use_trained=True, log=print)
+    artifact, _ = build_artifact("minilm", "fp32", Path(args.cache_dir), use_trained=True, log=print)
     for entities in args.entities:
         workload = W.entity_sweep_workload(data_dir, entities, args.texts, m=10)
         texts, ner = workload.texts(), workload.ner()

@@ -79,7 +79,7 @@ def bound_share(system: str, measured_ratio: float, bound: dict) -> str:
 
 
 def _f1_variant(system: str) -> Optional[str]:
-    return {"runtime fp32": "fp32-opt", "runtime int8": "int8", "runtime OpenVINO bf16": "openvino-bf16",
+    return {"runtime fp32": "fp32", "runtime int8": "int8", "runtime OpenVINO bf16": "openvino-bf16",
             "runtime OpenVINO f32": "openvino-f32"}.get(system)
 
 
@@ -92,7 +92,7 @@ def targets(report: dict) -> list[dict]:
     amx = "AMX-INT8" in isa or "AMX-BF16" in isa
     f1 = default.get("agreement", {}).get("fewrel_macro_f1") or {}
     by_variant, trained = f1.get("by_variant", {}), f1.get("trained_weights")
-    fp32_f1 = by_variant.get("fp32-opt")
+    fp32_f1 = by_variant.get("fp32")
 
     def f1_ok(system: str) -> Optional[bool]:
         value = by_variant.get(_f1_variant(system) or "")
@@ -114,7 +114,7 @@ def targets(report: dict) -> list[dict]:
         if amx and int8 is not None:
             out.append({"target": f"onnxruntime int8 ≥ 3× glirel (PyTorch) on an AMX CPU, {w}", "figure": f"{int8:.2f}×", "met": int8 >= 3.0})
     for variant, value in by_variant.items():
-        if variant == "fp32-opt" or value is None or fp32_f1 is None:
+        if variant == "fp32" or value is None or fp32_f1 is None:
             continue
         delta = abs(value - fp32_f1)
         out.append({"target": f"{variant}: FewRel macro-F1 within 1 point of fp32",
@@ -131,8 +131,8 @@ def targets(report: dict) -> list[dict]:
                             "figure": f"{100 * share:.0f}% ({measured:.2f}× of a {bound['speedup_bound']:.2f}× bound)",
                             "met": share >= 0.9})
     bd = report.get("breakdown")
-    if bd and "fp32-opt" in bd:
-        pct = bd["fp32-opt"]["ratio_to_encoder_pct"]
+    if bd and "fp32" in bd:
+        pct = bd["fp32"]["ratio_to_encoder_pct"]
         out.append({"target": f"pair builder + scorer ≤ 15% of encoder time at {bd['entities']} entities ({bd['pairs_per_text']} pairs), fp32",
                     "figure": f"{pct}%", "met": pct is not None and pct <= 15.0})
     ng = report.get("baselines", {}).get("RelationPrompt NG")
@@ -177,7 +177,7 @@ def _agreement_lines(report: dict) -> list[str]:
                              + "; ".join(f"threshold {k[3:]}: {v['identical_pct']:.2f}% identical (fp32 {v['reference_relations']}, "
                                          f"{variant} {v['other_relations']})" for k, v in sc.items() if k.startswith("at_")))
         f1 = group.get("agreement", {}).get("fewrel_macro_f1")
-        if f1 and f1.get("by_variant", {}).get("fp32-opt") is not None:
+        if f1 and f1.get("by_variant", {}).get("fp32") is not None:
             lines.append(f"- {group['title']}, FewRel macro-F1 (m = {report['labels']}, {f1['sentences']} sentences): "
                          + ", ".join(f"{v} {x:.2f}" for v, x in f1["by_variant"].items() if x is not None)
                          + ("" if f1["trained_weights"] else " (untrained weights: not meaningful)"))
@@ -276,9 +276,9 @@ def markdown(report: dict) -> str:
     bd = report.get("breakdown")
     if bd:
         lines += [f"## Breakdown at {bd['entities']} entities ({bd['pairs_per_text']} pairs per text, {bd['texts']} texts, "
-                  f"{bd['labels']} labels), ms per pass (fp32-opt-dense: all pairs in one dense pass; the others "
+                  f"{bd['labels']} labels), ms per pass (fp32-dense: all pairs in one dense pass; the others "
                   f"loop over head entities)", ""]
-        for v in ("fp32-opt-dense", "fp32-opt", "int8"):
+        for v in ("fp32-dense", "fp32", "int8"):
             if v in bd:
                 lines.append(f"- {v}: encoder {bd[v]['encoder_ms']} ms; pair builder + scorer {bd[v]['pair_builder_plus_scorer_ms']} ms "
                              f"({bd[v]['ratio_to_encoder_pct']}% of encoder); graph {bd[v]['graph_ms']}; Python {bd[v]['python_ms']}")

@@ -118,7 +118,7 @@ def parse_args(argv=None):
     p.add_argument("--sweep-sentences", type=int, default=8)
     p.add_argument("--sweep-repeats", type=int, default=2)
     p.add_argument("--skip", nargs="*", default=[], choices=["baselines", "sweeps", "breakdown", "threads", "large"])
-    p.add_argument("--lean", action="store_true", help="skip the ablation rows (no --optimize, no bucketing)")
+    p.add_argument("--lean", action="store_true", help="skip the ablation rows (the --optimize exports, no bucketing)")
     p.add_argument("--no-trained", action="store_true", help="ignore checkpoints/glirel-minilm-fewrel even if present")
     p.add_argument("--tiny", action="store_true", help="tiny shapes and few sentences (smoke test; numbers mean nothing)")
     p.add_argument("--gpu-only", action="store_true", help="only the GPU rows (runtime CUDA / TensorRT, glirel on CUDA): "

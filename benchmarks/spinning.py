@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sentences", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--variant", default="fp32-opt", choices=["fp32-opt", "int8"])
+    parser.add_argument("--variant", default="fp32", choices=["fp32", "int8"])
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--cache-dir", default="/tmp/glirel-speed-cache")
     parser.add_argument("--no-trained", action="store_true", help="ignore checkpoints/glirel-minilm-fewrel")

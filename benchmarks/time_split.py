@@ -168,7 +168,7 @@ def runtime_split(args, workload: W.Workload) -> dict:
     from benchmarks.systems import Runtime
     from glirel_runtime.validation import check_item, check_labels
 
-    artifact, _ = build_artifact("minilm", "fp32-opt", Path(args.cache_dir), not args.no_trained, log=lambda *a: None)
+    artifact, _ = build_artifact("minilm", "fp32", Path(args.cache_dir), not args.no_trained, log=lambda *a: None)
     runtime = Runtime(artifact, args.threads)
     engine = getattr(runtime.model, "engine", None)  # the graph call: the engine's run, or the session's before engines
     inside = _timed_method(engine if engine is not None else runtime.model.session, "run")

@@ -106,12 +106,13 @@ def _remove_dead_nodes(graph: Any) -> None:
 def block_pair_head(model: Any) -> bool:
     """Rewrite the dense all-pairs scorer of `model` (an `onnx.ModelProto`, edited in place) into a Loop
     over head entities; returns False, leaving the model as it was, when the graph has no such scorer
-    (a pair window, or a scorer that does not fold the pair projection)."""
+    (a pair window, or a scorer that does not fold the pair projection) or is statically quantised
+    (`is_qdq_graph`)."""
     from onnx import TensorProto, helper, shape_inference
 
     graph = model.graph
     found = find_dense_pair_head(graph)
-    if found is None:
+    if found is None or is_qdq_graph(graph):
         return False
     inferred = shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in
@@ -153,6 +154,13 @@ def block_pair_head(model: Any) -> bool:
         graph.node.remove(node)
     _remove_dead_nodes(graph)
     return True
+
+
+def is_qdq_graph(graph: Any) -> bool:
+    """Whether `graph` holds QuantizeLinear / DequantizeLinear nodes (a static int8 recipe). Such a graph keeps its
+    dense scorer: onnxruntime 1.32's QDQ graph transformers abort the process (a C++ assertion, not an
+    exception) while loading a QDQ graph whose head quantisation feeds the Loop."""
+    return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in graph.node)
 
 
 def has_blocked_pair_head(graph: Any) -> bool:

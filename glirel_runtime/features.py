@@ -30,15 +30,21 @@ class EncodedText:
     entity_order: np.ndarray  # [E] position in the caller's `ner` list of each model entity
 
 
-def first_subtoken_positions(word_ids: Sequence[int | None], num_words: int) -> np.ndarray:
-    """Position of each word's first subtoken in an encoding, -1 for words with none.
+def first_subtoken_positions(word_ids: Sequence[int | None] | np.ndarray, num_words: int) -> np.ndarray:
+    """Position of each word's first subtoken in an encoding, -1 for words with none. `word_ids` holds the
+    word of every subtoken: None for special tokens, or -1 when it is an integer array.
 
     Example:
         >>> first_subtoken_positions([None, 0, 0, 1, 3, None], 4).tolist()
         [1, 3, -1, 4]
+        >>> first_subtoken_positions(np.array([0, 0, 1, -1]), 2).tolist()
+        [0, 2]
     """
-    ids = np.array(word_ids, dtype=np.float64)  # None → nan (special tokens)
-    ids = np.where(np.isnan(ids), -1, ids).astype(np.int64)
+    if isinstance(word_ids, np.ndarray) and word_ids.dtype.kind == "i":
+        ids = word_ids
+    else:
+        ids = np.array(word_ids, dtype=np.float64)  # None → nan (special tokens)
+        ids = np.where(np.isnan(ids), -1, ids).astype(np.int64)
     previous = np.concatenate([[-2], ids[:-1]])
     starts = np.flatnonzero((ids >= 0) & (ids != previous))
     positions = np.full(num_words, -1, dtype=np.int64)
@@ -161,15 +167,17 @@ class FeatureBuilder:
         context = prompt[-1:]
         text_encodings = self.tokenizer.encode_batch([context + list(w) for w in word_lists], is_pretokenized=True,
                                                      add_special_tokens=False)
+        text_start = len(prefix) + len(prompt_ids)  # where the text's first piece lands in every sequence
+        prompt_positions = first_subtoken_positions([None] * len(prefix) + prompt_word_ids, len(prompt))  # [len(prompt)]
         out = []
         for words, encoding in zip(word_lists, text_encodings):
             word_ids = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
             keep = word_ids >= 1  # pieces of the text's own words
             text_ids = np.array(encoding.ids, dtype=np.int64)[keep]
             ids = np.concatenate([prefix, prompt_ids, text_ids, suffix])  # [S]
-            shifted = [None] * len(prefix) + prompt_word_ids + [
-                len(prompt) + w - 1 for w in word_ids[keep].tolist()] + [None] * len(suffix)
-            out.append((ids, first_subtoken_positions(shifted, len(prompt) + len(words))))
+            text_positions = first_subtoken_positions(word_ids[keep] - 1, len(words))  # [W], within the text's pieces
+            text_positions[text_positions >= 0] += text_start
+            out.append((ids, np.concatenate([prompt_positions, text_positions])))
         return out
 
     @cached_property

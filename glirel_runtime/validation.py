@@ -81,6 +81,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _encodes_as_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_utf8(value: str, what: str) -> str:
     """Refuse a string the tokenizer cannot take: one that is not encodable as UTF-8 (a lone surrogate).
 
@@ -242,6 +250,8 @@ def check_text(text: Any) -> tuple[list[str], Optional[list[tuple[int, int]]]]:
         words = list(text)
         if not words:
             raise ValueError("token list is empty")
+        if all(type(word) is str for word in words) and _encodes_as_utf8("".join(words)):
+            return words, None  # the common case in one pass; else find the token to name
         for position, word in enumerate(words):
             if not isinstance(word, str):
                 raise TypeError(f"token {position} is {word!r} ({type(word).__name__}), not a string")

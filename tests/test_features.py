@@ -57,3 +57,34 @@ def test_the_shipped_tokenizers_take_the_prompt_once(builders):
     assert builders["deberta-dot"].prompt_splits_exactly
     assert builders["default model"].prompt_splits_exactly
 
+
+
+@SETTINGS
+@given(starts=st.lists(st.integers(0, 60), max_size=9), max_distance=st.one_of(st.none(), st.integers(0, 30)))
+def test_pairs_follow_glirels_definition(starts, max_distance):
+    """Every ordered pair of distinct entities, row-major; with a distance limit, pairs going backwards only when
+    their start words are close. The shared all-pairs array cannot be changed by a caller."""
+    from glirel_runtime.pairs import build_pairs
+
+    expected = [[h, t] for h in range(len(starts)) for t in range(len(starts))
+                if h != t and (max_distance is None or h < t or abs(starts[h] - starts[t]) <= max_distance)]
+    pairs = build_pairs(np.array(starts, dtype=np.int64), max_distance)
+    assert pairs.dtype == np.int64 and pairs.reshape(-1, 2).tolist() == expected
+    if max_distance is None and len(pairs):
+        with pytest.raises(ValueError):
+            pairs[0, 0] = 5
+
+
+@pytest.mark.parametrize("bad_position,bad_token,message", [
+    (2, "\ud800", "token 2 .* cannot be encoded as UTF-8"),
+    (1, 7, "token 1 is 7 \\(int\\), not a string"),
+    (0, None, "token 0 is None"),
+])
+def test_a_bad_token_is_named(bad_position, bad_token, message):
+    from glirel_runtime.validation import check_text
+
+    tokens = ["Ada", "met", "Byron", "in", "London"]
+    tokens[bad_position] = bad_token
+    with pytest.raises((TypeError, ValueError), match=message):
+        check_text(tokens)
+    assert check_text(["Ada", "Zürich", "東京"])[0] == ["Ada", "Zürich", "東京"]

@@ -104,6 +104,23 @@ def test_the_all_pairs_scorer_stays_fp32_and_is_looped_after(fp32, tmp_path):
     assert block_pair_head_file(target / "model.onnx")
 
 
+@pytest.mark.parametrize("name", ["default", "static", "static-all"])
+def test_looping_after_quantisation_gives_a_graph_onnxruntime_loads(fp32, tmp_path, name):
+    """Dynamic recipes are looped; static (QDQ) ones keep the dense scorer, since onnxruntime aborts the whole
+    process loading a QDQ graph whose head feeds the loop. Loaded in a child process, so an abort fails the test."""
+    import subprocess
+    import sys
+
+    from glirel_export.pair_head import block_pair_head_file
+
+    target, _, _ = build(fp32, tmp_path, name)
+    assert block_pair_head_file(target / "model.onnx") == (RECIPES[name].mode == "dynamic")
+    load = ("import onnxruntime as ort, sys; "
+            "ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider']); print('loaded')")
+    child = subprocess.run([sys.executable, "-c", load, str(target / "model.onnx")], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0 and "loaded" in child.stdout, child.stderr[-500:]
+
+
 def test_static_recipe_needs_calibration(fp32, tmp_path):
     _, dense, _, _ = fp32
     with pytest.raises(ValueError, match="calibration_inputs"):

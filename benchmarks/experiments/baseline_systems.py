@@ -40,7 +40,7 @@ def side_by_side_ng(args, workloads: dict[str, W.Workload], n: int, kind: str) -
     cache = Path(args.cache_dir)
     specs = [("RelationPrompt NG", SystemSpec("relationprompt-ng", threads=args.threads, options={"tiny": args.tiny}))]
     specs += [(name, SystemSpec("runtime", str(build_artifact(kind, v, cache, not args.no_trained, log)[0]), args.threads))
-              for name, v in (("runtime fp32", "fp32-opt"), ("runtime int8", "int8"))]
+              for name, v in (("runtime fp32", "fp32"), ("runtime int8", "int8"))]
     out: dict[str, Any] = {"model": MODEL_TITLES.get(kind, kind)}
     with running_systems(specs, "baseline") as systems:
         for wname, wl in workloads.items():

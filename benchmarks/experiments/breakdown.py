@@ -22,7 +22,7 @@ def run_breakdown(args, kind: str, data_dir: Optional[Path]) -> dict[str, Any]:
     entities = max(args.sweep_entities)
     wl = W.entity_sweep_workload(data_dir, entities, args.sweep_sentences, m=10)
     out: dict[str, Any] = {"entities": entities, "pairs_per_text": entities * (entities - 1), "texts": len(wl.sentences), "labels": 10}
-    for variant in ("fp32-opt-dense", "fp32-opt", "int8"):
+    for variant in ("fp32-dense", "fp32", "int8"):
         artifact, _ = build_artifact(kind, variant, cache, not args.no_trained, log)
         model = GLiREL(artifact, providers="cpu", threads=args.threads)
         spec = check_labels(wl.labels)

@@ -1,8 +1,8 @@
 """glirel (PyTorch) and the runtime's variants on the same sentences, each in its own process, round-robin.
 
-Rows for one encoder shape: glirel, runtime fp32 / int8 (onnxruntime), OpenVINO bf16 / f32
-when the `openvino` package is installed, the ablations (no --optimize, no bucketing, no
-thread spinning) unless lean, and the GPU rows when a GPU is visible. After timing, the
+Rows for one encoder shape: glirel, runtime fp32 / int8 (onnxruntime, plain exports), OpenVINO
+bf16 / f32 on the fp32 export when the `openvino` package is installed, the ablations (the
+`--optimize` exports, no bucketing, no thread spinning) unless lean, and the GPU rows when a GPU is visible. After timing, the
 pair scores of each variant give int8 / OpenVINO agreement with fp32 and FewRel macro-F1.
 """
 from __future__ import annotations
@@ -33,16 +33,16 @@ def openvino_installed() -> bool:
 def system_specs(kind: str, args, checkpoint: Path, artifacts: dict[str, tuple[Path, dict]]) -> list[tuple[str, SystemSpec]]:
     """(row name, what its worker loads) for one encoder shape; only variants present in `artifacts`."""
     t = args.threads
-    fp32 = str(artifacts["fp32-opt"][0])
+    fp32 = str(artifacts["fp32"][0])
     specs = [("glirel (PyTorch)", SystemSpec("glirel", str(checkpoint), t)),
              ("runtime fp32", SystemSpec("runtime", fp32, t))]
-    if "fp32" in artifacts:
-        specs += [("runtime fp32, no --optimize", SystemSpec("runtime", str(artifacts["fp32"][0]), t)),
+    if "fp32-opt" in artifacts:
+        specs += [("runtime fp32, --optimize", SystemSpec("runtime", str(artifacts["fp32-opt"][0]), t)),
                   ("runtime fp32, no bucketing", SystemSpec("runtime", fp32, t, {"bucketing": False})),
                   ("runtime fp32, no thread spinning", SystemSpec("runtime", fp32, t, {"spinning": False}))]
     specs.append(("runtime int8", SystemSpec("runtime", str(artifacts["int8"][0]), t)))
-    if "int8-unfused" in artifacts:
-        specs.append(("runtime int8, no --optimize", SystemSpec("runtime", str(artifacts["int8-unfused"][0]), t)))
+    if "int8-opt" in artifacts:
+        specs.append(("runtime int8, --optimize", SystemSpec("runtime", str(artifacts["int8-opt"][0]), t)))
     if getattr(args, "openvino", True) and openvino_installed():
         specs += [(name, SystemSpec("runtime", fp32, t, {"providers": "openvino", "precision": precision}))
                   for name, precision in OPENVINO_ROWS.items()]
@@ -86,9 +86,9 @@ def run_glirel_group(kind: str, args, workloads: dict[str, W.Workload]) -> dict[
     n = {"deberta-v3-large": args.large_sentences, "deberta-v3-base": args.base_sentences}.get(kind, args.sentences)
     repeats = args.large_repeats if deberta_shape else args.repeats
     checkpoint, note = build_checkpoint(kind, cache, use_trained=not args.no_trained)
-    variants = ["fp32-opt", "int8"] if (deberta_shape or args.lean) else ["fp32", "fp32-opt", "int8", "int8-unfused"]
+    variants = ["fp32", "int8"] if (deberta_shape or args.lean) else ["fp32", "fp32-opt", "int8", "int8-opt"]
     if args.gpu:
-        variants = ["fp32-opt", "fp16"] if getattr(args, "gpu_only", False) else variants + ["fp16"]
+        variants = ["fp32", "fp16"] if getattr(args, "gpu_only", False) else variants + ["fp16"]
     artifacts = {v: build_artifact(kind, v, cache, use_trained=not args.no_trained, log=log) for v in variants}
     group: dict[str, Any] = {"kind": kind, "title": MODEL_TITLES.get(kind, kind), "checkpoint_note": note,
                              "artifacts": {v: info for v, (_, info) in artifacts.items()}, "systems": {},
@@ -138,9 +138,9 @@ def agreement(kind: str, args, workloads: dict[str, W.Workload], artifacts: dict
                                                           if name.startswith("runtime") and name != "runtime fp32" and "[GPU" not in name}}
     # pair scores of each variant, computed once and shared by the score agreement and the F1
     # (the DeBERTa shapes are slow and untrained: `checked` is their timed sentences only)
-    runs = {v: (artifacts[v][0], "cpu", "auto") for v in ("fp32-opt", "int8", "int8-unfused") if v in artifacts}
+    runs = {v: (artifacts[v][0], "cpu", "auto") for v in ("fp32", "int8", "int8-opt") if v in artifacts}
     if getattr(args, "openvino", True) and openvino_installed():
-        runs.update({f"openvino-{p}": (artifacts["fp32-opt"][0], "openvino", p) for p in OPENVINO_ROWS.values()})
+        runs.update({f"openvino-{p}": (artifacts["fp32"][0], "openvino", p) for p in OPENVINO_ROWS.values()})
     scores: dict[str, dict[str, list]] = {}
     for v, (artifact, providers, precision) in runs.items():
         try:
@@ -151,9 +151,9 @@ def agreement(kind: str, args, workloads: dict[str, W.Workload], artifacts: dict
         scores[v] = {wname: model.score_pairs(wl.texts()[:checked], wl.labels, wl.ner()[:checked]) for wname, wl in workloads.items()}
         del model
     for wname in workloads:
-        out[wname]["scores_vs_fp32"] = {v: score_agreement(scores["fp32-opt"][wname], s[wname])
-                                        for v, s in scores.items() if v != "fp32-opt"}
+        out[wname]["scores_vs_fp32"] = {v: score_agreement(scores["fp32"][wname], s[wname])
+                                        for v, s in scores.items() if v != "fp32"}
     if "fewrel" in workloads:
         out["fewrel_macro_f1"] = {"by_variant": {v: fewrel_f1(s["fewrel"], workloads["fewrel"]) for v, s in scores.items()},
-                                  "trained_weights": bool(trained), "sentences": len(scores["fp32-opt"]["fewrel"])}
+                                  "trained_weights": bool(trained), "sentences": len(scores["fp32"]["fewrel"])}
     return out

@@ -14,7 +14,7 @@ from benchmarks.systems import SystemProcess, SystemSpec, round_robin
 def run_sweeps(args, group_kind: str, data_dir: Optional[Path], baseline_tmc_rate: Optional[float]) -> dict[str, Any]:
     cache = Path(args.cache_dir)
     checkpoint, _ = build_checkpoint(group_kind, cache, use_trained=not args.no_trained)
-    artifacts = {v: build_artifact(group_kind, v, cache, not args.no_trained, log) for v in ("fp32-opt", "int8")}
+    artifacts = {v: build_artifact(group_kind, v, cache, not args.no_trained, log) for v in ("fp32", "int8")}
     specs = [s for s in system_specs(group_kind, args, checkpoint, artifacts)
              if s[0] in ("glirel (PyTorch)", "runtime fp32", "runtime int8", "runtime OpenVINO bf16")]
     sweeps: dict[str, Any] = {"entities": {}, "labels": {}, "texts_per_point": args.sweep_sentences,
@@ -46,7 +46,7 @@ def thread_sweep(args, kind: str, workload: W.Workload) -> dict[str, Any]:
     cache = Path(args.cache_dir)
     out = {}
     texts, ner = workload.texts()[:args.sentences], workload.ner()[:args.sentences]
-    for variant, name in (("fp32-opt", "runtime fp32"), ("int8", "runtime int8")):
+    for variant, name in (("fp32", "runtime fp32"), ("int8", "runtime int8")):
         artifact, _ = build_artifact(kind, variant, cache, not args.no_trained, log)
         for threads in args.thread_counts:
             with SystemProcess(f"{name}, {threads} threads", SystemSpec("runtime", str(artifact), threads)) as system:
