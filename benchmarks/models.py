@@ -172,8 +172,7 @@ def build_artifact(kind: str, variant: str, cache: Path, use_trained: bool = Tru
     trained = checkpoint == TRAINED_DEFAULT_CHECKPOINT
     target = cache / "artifacts" / (f"{kind}-trained" if trained else kind) / variant
     stamp = target.with_name(target.name + ".exporter-code")
-    code = exporter_code_hash()
-    code = f"{code} {json.dumps(VARIANTS[variant], sort_keys=True)}"  # a renamed variant is exported again
+    code = f"{exporter_code_hash()} {json.dumps(VARIANTS[variant], sort_keys=True)}"  # a renamed variant is exported again
     stale = (target / "glirel_artifact.json").is_file() and (
         (target / "glirel_artifact.json").stat().st_mtime < _weights_mtime(checkpoint)
         or not stamp.is_file() or stamp.read_text().strip() != code)

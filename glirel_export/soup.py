@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from .checkpoint import CheckpointError, read_state_dict
-from .train import CONFIG_NAME, WEIGHTS_NAME
+from .checkpoint import CONFIG_NAME, CheckpointError, read_state_dict
+from .train import WEIGHTS_NAME
 
 ARCHITECTURE_FIELDS = ("hidden_size", "span_mode", "rel_mode", "span_marker_mode", "label_embed_strategy", "scorer",
                        "ffn_mul", "refine_prompt", "refine_relation", "coref_classifier", "add_entity_markers",

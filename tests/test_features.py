@@ -58,7 +58,6 @@ def test_the_shipped_tokenizers_take_the_prompt_once(builders):
     assert builders["default model"].prompt_splits_exactly
 
 
-
 @SETTINGS
 @given(starts=st.lists(st.integers(0, 60), max_size=9), max_distance=st.one_of(st.none(), st.integers(0, 30)))
 def test_pairs_follow_glirels_definition(starts, max_distance):

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from glirel_export.checkpoint import CheckpointError
+from glirel_export.checkpoint import CheckpointError, read_state_dict
 from glirel_export.soup import average_checkpoints, main, parse_source
 from tests.tiny_models import build_glirel_checkpoint
 
@@ -21,7 +21,7 @@ def two_checkpoints(encoders, tmp_path_factory):
 
 
 def read(directory):
-    return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    return read_state_dict(directory / "pytorch_model.bin")
 
 
 def test_the_soup_is_the_weighted_mean(two_checkpoints, tmp_path):
