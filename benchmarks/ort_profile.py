@@ -91,4 +91,5 @@ def graph_breakdown(model_path: Path, inputs_list: list[dict[str, Any]], threads
         "node_ms": dict(totals),
         "inside_subgraphs_ms": inside_subgraphs,
         "top_ops_ms": {cls: dict(sorted(ops.items(), key=lambda kv: -kv[1])[:6]) for cls, ops in by_op.items()},
+        "ops_ms": {cls: dict(ops) for cls, ops in by_op.items()},
     }

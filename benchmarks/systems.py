@@ -59,16 +59,19 @@ class Reference:
         return out
 
 
-def runtime_model(artifact: Path, threads: int, providers="cpu", precision: str = "auto", allow_spinning=None, io_binding=None):
+def runtime_model(artifact: Path, threads: int, providers="cpu", precision: str = "auto", allow_spinning=None, io_binding=None,
+                  openvino_streams=None):
     """`glirel_runtime.GLiREL` on `providers` ("cpu", "cuda", "tensorrt", "openvino"), with OpenVINO's `precision`
-    and onnxruntime's `allow_spinning`; raises when the engine fell back to another one (it would time the wrong thing)."""
+    and `streams` (`openvino_streams`, None: its default) and onnxruntime's `allow_spinning`; raises when the
+    engine fell back to another one (it would time the wrong thing)."""
     import inspect
 
     from glirel_runtime import GLiREL
     from glirel_runtime.engines import create_engine
 
     openvino = providers == "openvino"
-    spec = ("openvino", {"precision": precision}) if openvino else providers
+    options = {"precision": precision, **({} if openvino_streams is None else {"streams": openvino_streams})}
+    spec = ("openvino", options) if openvino else providers
     custom = openvino or allow_spinning is not None
     if custom and "allow_spinning" in inspect.signature(GLiREL.__init__).parameters:  # GLiREL builds the engine itself
         model = GLiREL(artifact, providers=spec, threads=threads, io_binding=io_binding, allow_spinning=allow_spinning)
@@ -86,14 +89,14 @@ def runtime_model(artifact: Path, threads: int, providers="cpu", precision: str 
 class Runtime:
     """glirel_runtime.GLiREL; `bucketing=False` feeds it one batch of 32 at a time in input order.
 
-    `providers`: "cpu", "cuda", "tensorrt" or "openvino" (with `precision`); `spinning=False`
+    `providers`: "cpu", "cuda", "tensorrt" or "openvino" (with `precision`, `openvino_streams`); `spinning=False`
     turns off onnxruntime's busy-waiting intra-op threads.
     """
 
     def __init__(self, artifact: Path, threads: int, bucketing: bool = True, providers: str = "cpu", spinning: bool = True,
-                 io_binding: bool | None = None, precision: str = "auto"):
+                 io_binding: bool | None = None, precision: str = "auto", openvino_streams: int | None = None):
         self.model = runtime_model(artifact, threads, providers, precision, allow_spinning=None if spinning else False,
-                                   io_binding=io_binding)
+                                   io_binding=io_binding, openvino_streams=openvino_streams)
         self.bucketing = bucketing
 
     def predict(self, texts, labels, ner, threshold=0.5, batch_size=32, workload=None):

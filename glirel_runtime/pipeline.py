@@ -3,7 +3,7 @@
 ::
 
     raw items ──validate_rows──▶ [Row] ──encode_rows──▶ [Job] ──plan_batches──▶ [[Job]]
-        ──features.pad──▶ graph inputs ──engine.run──▶ graph outputs ──decode_scores──▶ [PairScores]
+        ──features.pad──▶ graph inputs ──run_in_order(engine)──▶ graph outputs ──decode_scores──▶ [PairScores]
         ──merge_label_groups──▶ Row.scores ──decoding.decode_relations──▶ relations
 
 * A `Row` is one input item, named by its position in the caller's input (`Row.index`)
@@ -23,13 +23,14 @@ Example:
 """
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .artifact import check_outputs
-from .engines import Engine
+from .engines import Engine, run_in_order
 from .features import EncodedText, FeatureBuilder
 from .validation import LabelSpec, TextItem, check_item
 
@@ -269,14 +270,18 @@ def score_rows(engine: Engine, features: FeatureBuilder, rows: Sequence[Row], sp
     if not run_despite_errors and any(row.error is not None for row in rows):
         return
     pieces: dict[int, list[Optional[PairScores]]] = {}
-    for batch in plan_batches(jobs, batch_size, pair_budget):
-        encodings = [job.encoded for job in batch]
-        outputs = engine.run(features.pad(encodings))
-        for job, scores in zip(batch, decode_scores(outputs, encodings, len(groups[batch[0].group]))):
-            slots = pieces.setdefault(job.row.index, [None] * len(groups))
-            slots[job.group] = scores
-            if all(s is not None for s in slots):
-                job.row.scores = merge_label_groups(slots, groups, len(spec.labels))
-                del pieces[job.row.index]
-                if progress is not None:
-                    progress.update(1)
+    batches = list(plan_batches(jobs, batch_size, pair_budget))
+    # padded lazily, so an engine that overlaps batches (`run_in_order`) pads the next one while this one runs
+    padded = (features.pad([job.encoded for job in batch]) for batch in batches)
+    with closing(run_in_order(engine, padded)) as results:
+        for batch in batches:
+            outputs = next(results)
+            encodings = [job.encoded for job in batch]
+            for job, scores in zip(batch, decode_scores(outputs, encodings, len(groups[batch[0].group]))):
+                slots = pieces.setdefault(job.row.index, [None] * len(groups))
+                slots[job.group] = scores
+                if all(s is not None for s in slots):
+                    job.row.scores = merge_label_groups(slots, groups, len(spec.labels))
+                    del pieces[job.row.index]
+                    if progress is not None:
+                        progress.update(1)

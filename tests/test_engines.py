@@ -222,3 +222,105 @@ def test_int8_artifact_with_onnxruntime_only_ops_falls_back_to_onnxruntime(varia
     assert isinstance(engine, OnnxRuntimeEngine)
     expected = OnnxRuntimeEngine(create_session(model_path, "cpu", threads=1)).run(padded_batches(variant)[0])["logits"]
     np.testing.assert_array_equal(engine.run(padded_batches(variant)[0])["logits"], expected)
+
+
+def several_batches(variant) -> list[dict[str, np.ndarray]]:
+    """Five batches of different shapes: enough to fill every throughput stream and reuse its requests."""
+    runtime = variant.runtime()
+    encoded = runtime.features.encode(LABELS, [w for w, _ in TEXTS], [s for _, s in TEXTS])
+    return [runtime.features.pad(encoded[i:j]) for i, j in ((0, 1), (1, 3), (3, 4), (0, 4), (2, 3))]
+
+
+@pytest.mark.parametrize("streams", [None, 2, 1])
+def test_openvino_run_many_matches_run_in_order(variant, streams):
+    """Several batches in flight on the throughput streams give each batch its own outputs, in order (f32: within 1e-4)."""
+    model_path = variant.artifact / "model.onnx"
+    engine = OpenVINOEngine(model_path, threads=2, precision="f32", streams=streams)
+    reference = OnnxRuntimeEngine(create_session(model_path, "cpu", threads=1))
+    batches = several_batches(variant)
+    got = list(engine.run_many(iter(batches)))  # any iterable, consumed once
+    assert len(got) == len(batches)
+    for inputs, outputs in zip(batches, got):
+        expected = reference.run(inputs)
+        assert set(outputs) == set(expected)
+        for name in expected:
+            assert outputs[name].shape == expected[name].shape, name
+            np.testing.assert_allclose(outputs[name], expected[name], rtol=0, atol=1e-4, err_msg=name)
+    assert list(engine.run_many([])) == []
+    np.testing.assert_allclose(next(engine.run_many([batches[1]]))["logits"], reference.run(batches[1])["logits"], rtol=0, atol=1e-4)
+
+
+def test_openvino_run_many_closed_early_or_failing_leaves_the_engine_usable(variants):
+    variant = variants["bert-dot"]
+    engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32")
+    batches = several_batches(variant)
+    expected = [engine.run(inputs)["logits"] for inputs in batches]
+    results = engine.run_many(batches)
+    np.testing.assert_allclose(next(results)["logits"], expected[0], rtol=0, atol=1e-4)
+    results.close()  # batches still in flight are waited for, not left running into the next call
+    broken = dict(batches[2])
+    del broken["span_index"]
+    with pytest.raises(ValueError, match="missing \\['span_index'\\]"):
+        list(engine.run_many(batches[:2] + [broken] + batches[3:]))
+    for got, want in zip(engine.run_many(batches), expected):
+        np.testing.assert_allclose(got["logits"], want, rtol=0, atol=1e-4)
+
+
+def test_openvino_run_many_from_several_threads(variants):
+    variant = variants["bert-dot"]
+    engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32")
+    batches = several_batches(variant)
+    expected = [engine.run(inputs)["logits"] for inputs in batches]
+    results: dict[int, list[np.ndarray]] = {}
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            order = batches[worker:] + batches[:worker]
+            results[worker] = [out["logits"] for out in engine.run_many(order)]
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for worker, got in results.items():
+        for logits, want in zip(got, expected[worker:] + expected[:worker]):
+            np.testing.assert_allclose(logits, want, rtol=0, atol=1e-4)
+
+
+def test_openvino_streams_option_is_checked(variants):
+    model_path = variants["bert-dot"].artifact / "model.onnx"
+    assert create_engine(model_path, ("openvino", {"precision": "f32", "streams": 1}), threads=1).streams == 1
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="streams must be a positive integer"):
+            OpenVINOEngine(model_path, threads=1, precision="f32", streams=bad)
+    with pytest.raises(ValueError, match="known: \\['precision', 'streams'\\]"):
+        create_engine(model_path, ("openvino", {"stream": 2}))
+
+
+def test_pipeline_over_many_batches_on_openvino_matches_onnxruntime(variant):
+    """The whole pipeline with one text per batch (every call overlaps batches on OpenVINO): the same
+    relations as onnxruntime at a real threshold, scores within 1e-4."""
+    from glirel_runtime import GLiREL
+
+    texts = [words for words, _ in TEXTS]
+    ner = [[[s, e, "ENT", " ".join(words[s:e + 1])] for s, e in spans] for words, spans in TEXTS]
+    onnxruntime_model = GLiREL(variant.artifact, providers="cpu", threads=1)
+    openvino_model = GLiREL(variant.artifact, providers=("openvino", {"precision": "f32"}), threads=2)
+    expected = onnxruntime_model.score_pairs(texts, LABELS, ner, batch_size=1)
+    got = openvino_model.score_pairs(texts, LABELS, ner, batch_size=1)
+    for want, have in zip(expected, got):
+        np.testing.assert_array_equal(have.heads, want.heads)
+        np.testing.assert_array_equal(have.tails, want.tails)
+        np.testing.assert_allclose(have.probabilities, want.probabilities, rtol=0, atol=1e-4)
+    threshold = onnxruntime_model.config.default_threshold
+
+    def decisions(model):
+        found = model.batch_predict_relations(texts, LABELS, ner=ner, threshold=threshold, batch_size=1)
+        return [[(r["head_pos"], r["tail_pos"], r["label"]) for r in relations] for relations in found]
+
+    assert decisions(openvino_model) == decisions(onnxruntime_model)

@@ -71,6 +71,10 @@ def test_compute_ceiling_arithmetic():
     assert bound["measured_speedup"] == 1.5 and bound["gemm_peak_gflop_per_s"] == 200.0
     assert bound["speedup_bound"] == 3.0 / (0.5 + 0.5) and bound["int8_speedup_bound"] == 3.0 / (0.5 + 0.25)
     assert bound["measured_share_of_bound_pct"] == 100.0 * 1.5 / 3.0
+    assert "gemm_only_speedup" not in bound  # no GEMM time measured: no figure
+    bound = speedup_bound(glirel, {**runtime, "encoder_gemm_s": 1.0})
+    assert bound["gemm_only_speedup"] == 3.0 / (0.5 + 1.0) and bound["gemm_only_share_of_bound_pct"] == 100.0 * 2.0 / 3.0
+    assert bound["encoder_gemm_nodes_gflop_per_s"] == 100.0
 
 
 def test_gpu_rows_that_cannot_run_are_left_out(variants):

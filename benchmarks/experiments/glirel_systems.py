@@ -2,7 +2,7 @@
 
 Rows for one encoder shape: glirel, runtime fp32 / int8 (onnxruntime, plain exports), OpenVINO
 bf16 / f32 on the fp32 export when the `openvino` package is installed, the ablations (the
-`--optimize` exports, no bucketing, no thread spinning) unless lean, and the GPU rows when a GPU is visible. After timing, the
+`--optimize` exports, no bucketing, no thread spinning, OpenVINO on one stream) unless lean, and the GPU rows when a GPU is visible. After timing, the
 pair scores of each variant give int8 / OpenVINO agreement with fp32 and FewRel macro-F1.
 """
 from __future__ import annotations
@@ -46,6 +46,9 @@ def system_specs(kind: str, args, checkpoint: Path, artifacts: dict[str, tuple[P
     if getattr(args, "openvino", True) and openvino_installed():
         specs += [(name, SystemSpec("runtime", fp32, t, {"providers": "openvino", "precision": precision}))
                   for name, precision in OPENVINO_ROWS.items()]
+        if "fp32-opt" in artifacts:  # ablation: every batch on the one latency stream
+            specs.append(("runtime OpenVINO bf16, one stream",
+                          SystemSpec("runtime", fp32, t, {"providers": "openvino", "precision": "bf16", "openvino_streams": 1})))
     if getattr(args, "gpu_only", False):
         specs = []
     if "fp16" in artifacts:
