@@ -236,7 +236,11 @@ def markdown(report: dict) -> str:
     if bound:
         lines += [f"This machine's bound (`python -m benchmarks.time_split`, {bound['machine']}): fp32 {bound['speedup_bound']:.2f}× glirel, "
                   f"int8 {bound['int8_speedup_bound']:.2f}× (fp32 GEMM {bound['gemm_peak_gflop_per_s']:.0f} GFLOP/s, "
-                  f"int8 GEMM {bound['int8_gemm_gop_per_s']:.0f} GOP/s).", ""]
+                  f"int8 GEMM {bound['int8_gemm_gop_per_s']:.0f} GOP/s)."
+                  + (f" In the same split, the runtime fp32 with every encoder op other than its matrix products at zero time "
+                     f"would run at {bound['gemm_only_speedup']:.2f}× glirel ({bound['gemm_only_share_of_bound_pct']:.0f}% of the bound; "
+                     f"its GEMM nodes ran at {bound['encoder_gemm_nodes_gflop_per_s']:.0f} GFLOP/s)." if "gemm_only_speedup" in bound else ""),
+                  ""]
     rp = report.get("baselines", {}).get("RelationPrompt")
     if rp:
         lines += ["## RelationPrompt's fixed cost (amortised)", "",
