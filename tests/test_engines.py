@@ -29,6 +29,25 @@ def padded_batches(variant) -> list[dict[str, np.ndarray]]:
     return [runtime.features.pad(encoded[:3]), runtime.features.pad(encoded[3:])]
 
 
+def run_in_threads(work, workers: int) -> None:
+    """`work(worker)` for each worker index, all at once in their own threads; any error is raised here."""
+    errors: list[BaseException] = []
+
+    def guarded(worker: int) -> None:
+        try:
+            work(worker)
+        except BaseException as error:  # noqa: BLE001 - raised below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture(scope="module", params=["bert-dot", "deberta-coref"])
 def variant(request, variants):
     return variants[request.param]
@@ -73,22 +92,13 @@ def test_openvino_engine_is_thread_safe(variants):
     batches = padded_batches(variant)
     expected = [engine.run(inputs)["logits"] for inputs in batches]
     results: dict[tuple[int, int], np.ndarray] = {}
-    errors: list[BaseException] = []
 
     def work(worker: int) -> None:
-        try:
-            for repeat in range(5):
-                k = (worker + repeat) % len(batches)
-                results[(worker, repeat)] = engine.run(batches[k])["logits"]
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+        for repeat in range(5):
+            k = (worker + repeat) % len(batches)
+            results[(worker, repeat)] = engine.run(batches[k])["logits"]
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(work, 4)
     for (worker, repeat), logits in results.items():
         np.testing.assert_array_equal(logits, expected[(worker + repeat) % len(batches)])
 
@@ -272,21 +282,12 @@ def test_openvino_run_many_from_several_threads(variants):
     batches = several_batches(variant)
     expected = [engine.run(inputs)["logits"] for inputs in batches]
     results: dict[int, list[np.ndarray]] = {}
-    errors: list[BaseException] = []
 
     def work(worker: int) -> None:
-        try:
-            order = batches[worker:] + batches[:worker]
-            results[worker] = [out["logits"] for out in engine.run_many(order)]
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+        order = batches[worker:] + batches[:worker]
+        results[worker] = [out["logits"] for out in engine.run_many(order)]
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_in_threads(work, 3)
     for worker, got in results.items():
         for logits, want in zip(got, expected[worker:] + expected[:worker]):
             np.testing.assert_allclose(logits, want, rtol=0, atol=1e-4)
