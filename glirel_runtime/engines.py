@@ -177,8 +177,10 @@ class OpenVINOEngine:
     `streams`: how `run_many` (calls of several batches) runs: None (default) compiles the graph a
     second time, on the first such call, for OpenVINO's throughput streams (the threads split between
     streams, several batches in flight: about 1.1-1.2x the batches per second of one stream on a
-    2-core Xeon, for roughly 250 MB more memory); an integer sets the number of streams; 1 runs
-    every batch on the single latency stream `run` uses (no second compilation).
+    2-core Xeon, for roughly 250 MB more memory); an integer sets the number of streams (OpenVINO
+    gives at most one per thread); 1 runs
+    every batch on the single latency stream `run` uses (no second compilation). A call with fewer
+    batches than the streams take runs on the latency stream too.
     Safe to call from several threads: each thread gets its own infer requests.
 
     Example:
@@ -251,6 +253,11 @@ class OpenVINOEngine:
             request.wait()
         return requests
 
+    def batches_in_flight(self) -> int:
+        """How many batches `run_many` keeps running at once (1 with ``streams=1``); asking compiles the
+        throughput graph if no call has yet."""
+        return 1 if self.streams == 1 else len(self._stream_requests())
+
     def _outputs(self, request: Any) -> dict[str, np.ndarray]:
         # copies: the request's output tensors are overwritten by its next call
         return {name: np.array(request.get_tensor(name).data) for name in self.output_names}
@@ -265,22 +272,25 @@ class OpenVINOEngine:
         return self._outputs(request)
 
     def run_many(self, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
-        """Each batch's outputs, in order. With two batches or more (and `streams` other than 1) they run
-        on the throughput streams, several at once; the next batch is started before a finished one is
-        handed back, so the caller's work between batches overlaps inference."""
+        """Each batch's outputs, in order. With at least as many batches as the throughput streams take
+        requests (and `streams` other than 1) they run there, several at once; the next batch is started
+        before a finished one is handed back, so the caller's work between batches overlaps inference.
+        Fewer batches run one at a time on the latency stream, which gives each batch every thread."""
         upcoming = iter(batches)
-        first = next(upcoming, None)
-        if first is None:
-            return
-        second = next(upcoming, None)
-        if second is None or self.streams == 1:
-            for inputs in itertools.chain([first], [] if second is None else [second], upcoming):
+        ahead = list(itertools.islice(upcoming, 2))
+        if len(ahead) < 2 or self.streams == 1:
+            for inputs in itertools.chain(ahead, upcoming):
                 yield self.run(inputs)
             return
         idle = list(self._stream_requests())
+        ahead += itertools.islice(upcoming, len(idle) - len(ahead))
+        if len(ahead) < len(idle):  # too few batches to keep every stream busy: one at a time, on every thread
+            for inputs in ahead:
+                yield self.run(inputs)
+            return
         in_flight: deque = deque()  # requests in submission order
         try:
-            for inputs in itertools.chain([first, second], upcoming):
+            for inputs in itertools.chain(ahead, upcoming):
                 prepared = self._prepared(inputs)
                 finished = None
                 if not idle:  # every stream is busy: wait for the oldest batch, start this one in its place

@@ -260,6 +260,26 @@ def test_openvino_run_many_matches_run_in_order(variant, streams):
     np.testing.assert_allclose(next(engine.run_many([batches[1]]))["logits"], reference.run(batches[1])["logits"], rtol=0, atol=1e-4)
 
 
+def test_openvino_run_many_takes_the_streams_only_when_it_can_fill_them(variants, monkeypatch):
+    """Fewer batches than the streams take run one at a time on the latency stream (every thread on each)."""
+    variant = variants["bert-dot"]
+    engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32", streams=2)
+    latency_calls = []
+    run = engine.run
+    monkeypatch.setattr(engine, "run", lambda inputs: latency_calls.append(1) or run(inputs))
+    batches = several_batches(variant)
+    in_flight = engine.batches_in_flight()
+    assert 2 <= in_flight < len(batches)
+    assert OpenVINOEngine(variant.artifact / "model.onnx", threads=1, precision="f32", streams=1).batches_in_flight() == 1
+    expected = [run(inputs)["logits"] for inputs in batches]
+    for count, on_latency_stream in ((1, 1), (in_flight - 1, in_flight - 1), (in_flight, 0), (len(batches), 0)):
+        latency_calls.clear()
+        got = [out["logits"] for out in engine.run_many(batches[:count])]
+        assert len(latency_calls) == on_latency_stream, count
+        for logits, want in zip(got, expected[:count]):
+            np.testing.assert_allclose(logits, want, rtol=0, atol=1e-4)
+
+
 def test_openvino_run_many_closed_early_or_failing_leaves_the_engine_usable(variants):
     variant = variants["bert-dot"]
     engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32")
