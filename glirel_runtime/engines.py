@@ -283,7 +283,7 @@ class OpenVINOEngine:
                 yield self.run(inputs)
             return
         idle = list(self._stream_requests())
-        ahead += itertools.islice(upcoming, len(idle) - len(ahead))
+        ahead += itertools.islice(upcoming, max(len(idle) - len(ahead), 0))
         if len(ahead) < len(idle):  # too few batches to keep every stream busy: one at a time, on every thread
             for inputs in ahead:
                 yield self.run(inputs)

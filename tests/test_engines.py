@@ -241,11 +241,11 @@ def several_batches(variant) -> list[dict[str, np.ndarray]]:
     return [runtime.features.pad(encoded[i:j]) for i, j in ((0, 1), (1, 3), (3, 4), (0, 4), (2, 3))]
 
 
-@pytest.mark.parametrize("streams", [None, 2, 1])
-def test_openvino_run_many_matches_run_in_order(variant, streams):
+@pytest.mark.parametrize("threads, streams", [(2, None), (2, 2), (2, 1), (1, None)])
+def test_openvino_run_many_matches_run_in_order(variant, threads, streams):
     """Several batches in flight on the throughput streams give each batch its own outputs, in order (f32: within 1e-4)."""
     model_path = variant.artifact / "model.onnx"
-    engine = OpenVINOEngine(model_path, threads=2, precision="f32", streams=streams)
+    engine = OpenVINOEngine(model_path, threads=threads, precision="f32", streams=streams)
     reference = OnnxRuntimeEngine(create_session(model_path, "cpu", threads=1))
     batches = several_batches(variant)
     got = list(engine.run_many(iter(batches)))  # any iterable, consumed once
