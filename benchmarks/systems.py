@@ -62,7 +62,7 @@ class Reference:
 def runtime_model(artifact: Path, threads: int, providers="cpu", precision: str = "auto", allow_spinning=None, io_binding=None,
                   openvino_streams=None):
     """`glirel_runtime.GLiREL` on `providers` ("cpu", "cuda", "tensorrt", "openvino"), with OpenVINO's `precision`
-    and `streams` (`openvino_streams`, None: its default) and onnxruntime's `allow_spinning`; raises when the
+    and `streams` (`openvino_streams`, None: the runtime's default) and onnxruntime's `allow_spinning`; raises when the
     engine fell back to another one (it would time the wrong thing)."""
     import inspect
 

@@ -46,6 +46,11 @@ OPENVINO = "openvino"
 PRECISIONS = ("auto", "bf16", "f32")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 OPENVINO_OPTIONS = ("precision", "streams")
+# The throughput streams' compilation runs without OpenVINO's "snippets" subgraphs. Measured on a 2-core
+# Intel Xeon (AMX, OpenVINO 2026.4.1), 256 FewRel-shaped sentences: two streams gave 1.16x one stream
+# without snippets and 1.04x with them. The one latency stream keeps them: they fuse the dense pair head
+# (without them a batch at 50 entities ran 10% slower).
+THROUGHPUT_CONFIG = {"SNIPPETS_MODE": "DISABLE"}
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
 
@@ -171,13 +176,13 @@ class OpenVINOEngine:
     `precision`: "bf16" (AMX / AVX-512 BF16 units; scores move by about 1e-2, decisions near the
     threshold can flip), "f32" (within 1e-4 of onnxruntime) or "auto" (bf16 where the CPU has
     the units, else f32). `threads`: OpenVINO's inference threads (None: all cores).
-    `streams`: how `run_many` (calls of several batches) runs: None (default) compiles the graph a
-    second time, on the first such call, for OpenVINO's throughput streams (the threads split between
-    streams, several batches in flight: about 1.1-1.2x the batches per second of one stream on a
-    2-core Xeon, for roughly 250 MB more memory); an integer sets the number of streams (OpenVINO
-    gives at most one per thread); 1 runs
-    every batch on the single latency stream `run` uses (no second compilation). A call with fewer
-    batches than the streams take runs on the latency stream too.
+    `streams`: how `run_many` (calls of several batches) runs. 1 (default): every batch on the one
+    latency stream that `run` uses, with every thread. An integer N ≥ 2, or "auto" (OpenVINO's
+    choice): a second compilation of the graph, made on the first such call (roughly 250 MB more
+    memory), runs N batches at once, the threads split between them (OpenVINO gives at most one
+    stream per thread). On a 2-core Xeon two streams gave 1.12-1.16x for short sentences with few
+    entities (FewRel-shaped) and 0.82-0.96x for 120-word texts or 20-50 entities: measure yours
+    (`benchmarks.speed`). A call with fewer batches than the streams take runs on the latency stream.
     Safe to call from several threads: each thread gets its own infer requests.
 
     Example:
@@ -188,13 +193,13 @@ class OpenVINOEngine:
     """
 
     def __init__(self, model_path: Union[str, Path], threads: Optional[int] = None, precision: str = "auto",
-                 streams: Optional[int] = None):
+                 streams: Union[int, str] = 1):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        if streams is not None and (isinstance(streams, bool) or not isinstance(streams, int) or streams < 1):
-            raise ValueError(f"streams must be a positive integer or None, got {streams!r}")
+        if streams != "auto" and (isinstance(streams, bool) or not isinstance(streams, int) or streams < 1):
+            raise ValueError(f'streams must be a positive integer or "auto", got {streams!r}')
         import openvino as ov
 
         bf16 = has_bf16_units()
@@ -240,8 +245,8 @@ class OpenVINOEngine:
         if requests is None:
             with self._throughput_lock:
                 if self._throughput is None:
-                    performance: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
-                    if self.streams is not None:
+                    performance: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT", **THROUGHPUT_CONFIG}
+                    if self.streams != "auto":
                         performance["NUM_STREAMS"] = self.streams
                     self._throughput = self._compile(self._read_model(), performance)
             count = max(int(self._throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")), 1)
@@ -269,10 +274,10 @@ class OpenVINOEngine:
         return self._outputs(request)
 
     def run_many(self, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
-        """Each batch's outputs, in order. With at least as many batches as the throughput streams take
-        requests (and `streams` other than 1) they run there, several at once; the next batch is started
-        before a finished one is handed back, so the caller's work between batches overlaps inference.
-        Fewer batches run one at a time on the latency stream, which gives each batch every thread."""
+        """Each batch's outputs, in order. With `streams` other than 1 and at least as many batches as the
+        throughput streams take, they run there, several at once; the next batch is started before a
+        finished one is handed back, so the caller's work between batches overlaps inference. Otherwise
+        they run one at a time on the latency stream, which gives each batch every thread."""
         upcoming = iter(batches)
         ahead = list(itertools.islice(upcoming, 2))
         if len(ahead) < 2 or self.streams == 1:
@@ -416,7 +421,7 @@ def create_engine(
             providers = [CPU]
         else:
             try:
-                return OpenVINOEngine(model_path, threads, options.get("precision", precision), options.get("streams"))
+                return OpenVINOEngine(model_path, threads, options.get("precision", precision), options.get("streams", 1))
             except (ValueError, TypeError):
                 raise
             except Exception as error:  # OpenVINO cannot read or compile this graph (e.g. onnxruntime-only int8 ops)

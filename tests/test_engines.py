@@ -241,7 +241,7 @@ def several_batches(variant) -> list[dict[str, np.ndarray]]:
     return [runtime.features.pad(encoded[i:j]) for i, j in ((0, 1), (1, 3), (3, 4), (0, 4), (2, 3))]
 
 
-@pytest.mark.parametrize("threads, streams", [(2, None), (2, 2), (2, 1), (1, None)])
+@pytest.mark.parametrize("threads, streams", [(2, "auto"), (2, 2), (2, 1), (1, "auto")])
 def test_openvino_run_many_matches_run_in_order(variant, threads, streams):
     """Several batches in flight on the throughput streams give each batch its own outputs, in order (f32: within 1e-4)."""
     model_path = variant.artifact / "model.onnx"
@@ -282,7 +282,7 @@ def test_openvino_run_many_takes_the_streams_only_when_it_can_fill_them(variants
 
 def test_openvino_run_many_closed_early_or_failing_leaves_the_engine_usable(variants):
     variant = variants["bert-dot"]
-    engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32")
+    engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32", streams=2)
     batches = several_batches(variant)
     expected = [engine.run(inputs)["logits"] for inputs in batches]
     results = engine.run_many(batches)
@@ -298,7 +298,7 @@ def test_openvino_run_many_closed_early_or_failing_leaves_the_engine_usable(vari
 
 def test_openvino_run_many_from_several_threads(variants):
     variant = variants["bert-dot"]
-    engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32")
+    engine = OpenVINOEngine(variant.artifact / "model.onnx", threads=2, precision="f32", streams=2)
     batches = several_batches(variant)
     expected = [engine.run(inputs)["logits"] for inputs in batches]
     results: dict[int, list[np.ndarray]] = {}
@@ -315,8 +315,9 @@ def test_openvino_run_many_from_several_threads(variants):
 
 def test_openvino_streams_option_is_checked(variants):
     model_path = variants["bert-dot"].artifact / "model.onnx"
-    assert create_engine(model_path, ("openvino", {"precision": "f32", "streams": 1}), threads=1).streams == 1
-    for bad in (0, -1, 1.5, True, "2"):
+    assert create_engine(model_path, ("openvino", {"precision": "f32"}), threads=1).streams == 1  # the default
+    assert create_engine(model_path, ("openvino", {"precision": "f32", "streams": "auto"}), threads=1).streams == "auto"
+    for bad in (0, -1, 1.5, True, "2", None):
         with pytest.raises(ValueError, match="streams must be a positive integer"):
             OpenVINOEngine(model_path, threads=1, precision="f32", streams=bad)
     with pytest.raises(ValueError, match="known: \\['precision', 'streams'\\]"):
@@ -324,14 +325,14 @@ def test_openvino_streams_option_is_checked(variants):
 
 
 def test_pipeline_over_many_batches_on_openvino_matches_onnxruntime(variant):
-    """The whole pipeline with one text per batch (every call overlaps batches on OpenVINO): the same
+    """The whole pipeline with one text per batch on two OpenVINO streams (batches overlap): the same
     relations as onnxruntime at a real threshold, scores within 1e-4."""
     from glirel_runtime import GLiREL
 
     texts = [words for words, _ in TEXTS]
     ner = [[[s, e, "ENT", " ".join(words[s:e + 1])] for s, e in spans] for words, spans in TEXTS]
     onnxruntime_model = GLiREL(variant.artifact, providers="cpu", threads=1)
-    openvino_model = GLiREL(variant.artifact, providers=("openvino", {"precision": "f32"}), threads=2)
+    openvino_model = GLiREL(variant.artifact, providers=("openvino", {"precision": "f32", "streams": 2}), threads=2)
     expected = onnxruntime_model.score_pairs(texts, LABELS, ner, batch_size=1)
     got = openvino_model.score_pairs(texts, LABELS, ner, batch_size=1)
     for want, have in zip(expected, got):

@@ -2,7 +2,7 @@
 
 Rows for one encoder shape: glirel, runtime fp32 / int8 (onnxruntime, plain exports), OpenVINO
 bf16 / f32 on the fp32 export when the `openvino` package is installed, the ablations (the
-`--optimize` exports, no bucketing, no thread spinning, OpenVINO on one stream) unless lean, and the GPU rows when a GPU is visible. After timing, the
+`--optimize` exports, no bucketing, no thread spinning) unless lean, OpenVINO bf16 on two streams, and the GPU rows when a GPU is visible. After timing, the
 pair scores of each variant give int8 / OpenVINO agreement with fp32 and FewRel macro-F1.
 """
 from __future__ import annotations
@@ -22,6 +22,8 @@ from benchmarks.systems import SystemProcess, SystemSpec, round_robin, runtime_m
 OPTIONAL_ROW_MARKS = ("[GPU", "OpenVINO")
 """Rows whose worker may fail to start on a given machine (missing provider or package): left out with a log line."""
 OPENVINO_ROWS = {"runtime OpenVINO bf16": "bf16", "runtime OpenVINO f32": "f32"}
+OPENVINO_STREAMS_ROW = "runtime OpenVINO bf16, 2 streams"
+"""bf16 with `("openvino", {"streams": 2})`: a call's batches two at a time on throughput streams."""
 
 
 def openvino_installed() -> bool:
@@ -46,9 +48,8 @@ def system_specs(kind: str, args, checkpoint: Path, artifacts: dict[str, tuple[P
     if getattr(args, "openvino", True) and openvino_installed():
         specs += [(name, SystemSpec("runtime", fp32, t, {"providers": "openvino", "precision": precision}))
                   for name, precision in OPENVINO_ROWS.items()]
-        if "fp32-opt" in artifacts:  # ablation: every batch on the one latency stream
-            specs.append(("runtime OpenVINO bf16, one stream",
-                          SystemSpec("runtime", fp32, t, {"providers": "openvino", "precision": "bf16", "openvino_streams": 1})))
+        specs.append((OPENVINO_STREAMS_ROW, SystemSpec("runtime", fp32, t, {"providers": "openvino", "precision": "bf16",
+                                                                           "openvino_streams": 2})))
     if getattr(args, "gpu_only", False):
         specs = []
     if "fp16" in artifacts:
@@ -141,13 +142,14 @@ def agreement(kind: str, args, workloads: dict[str, W.Workload], artifacts: dict
                                                           if name.startswith("runtime") and name != "runtime fp32" and "[GPU" not in name}}
     # pair scores of each variant, computed once and shared by the score agreement and the F1
     # (the DeBERTa shapes are slow and untrained: `checked` is their timed sentences only)
-    runs = {v: (artifacts[v][0], "cpu", "auto") for v in ("fp32", "int8", "int8-opt") if v in artifacts}
+    runs = {v: (artifacts[v][0], "cpu", "auto", None) for v in ("fp32", "int8", "int8-opt") if v in artifacts}
     if getattr(args, "openvino", True) and openvino_installed():
-        runs.update({f"openvino-{p}": (artifacts["fp32"][0], "openvino", p) for p in OPENVINO_ROWS.values()})
+        runs.update({f"openvino-{p}": (artifacts["fp32"][0], "openvino", p, None) for p in OPENVINO_ROWS.values()})
+        runs["openvino-bf16-2streams"] = (artifacts["fp32"][0], "openvino", "bf16", 2)
     scores: dict[str, dict[str, list]] = {}
-    for v, (artifact, providers, precision) in runs.items():
+    for v, (artifact, providers, precision, streams) in runs.items():
         try:
-            model = runtime_model(artifact, args.threads, providers, precision)
+            model = runtime_model(artifact, args.threads, providers, precision, openvino_streams=streams)
         except RuntimeError as error:
             log(f"[{kind}] {v}: no scores, {error}")
             continue
