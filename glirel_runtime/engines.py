@@ -280,14 +280,11 @@ class OpenVINOEngine:
         they run one at a time on the latency stream, which gives each batch every thread."""
         upcoming = iter(batches)
         ahead = list(itertools.islice(upcoming, 2))
-        if len(ahead) < 2 or self.streams == 1:
-            for inputs in itertools.chain(ahead, upcoming):
-                yield self.run(inputs)
-            return
-        idle = list(self._stream_requests())
+        # the streams (compiled on first use) only for two batches or more, and only as many as fill them all
+        idle = list(self._stream_requests()) if len(ahead) == 2 and self.streams != 1 else []
         ahead += itertools.islice(upcoming, max(len(idle) - len(ahead), 0))
-        if len(ahead) < len(idle):  # too few batches to keep every stream busy: one at a time, on every thread
-            for inputs in ahead:
+        if not idle or len(ahead) < len(idle):  # one batch at a time on the latency stream, every thread on each
+            for inputs in itertools.chain(ahead, upcoming):
                 yield self.run(inputs)
             return
         in_flight: deque = deque()  # requests in submission order

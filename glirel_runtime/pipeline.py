@@ -271,12 +271,12 @@ def score_rows(engine: Engine, features: FeatureBuilder, rows: Sequence[Row], sp
         return
     pieces: dict[int, list[Optional[PairScores]]] = {}
     batches = list(plan_batches(jobs, batch_size, pair_budget))
+    encoded_batches = [[job.encoded for job in batch] for batch in batches]
     # padded lazily, so an engine that overlaps batches (`run_in_order`) pads the next one while this one runs
-    padded = (features.pad([job.encoded for job in batch]) for batch in batches)
+    padded = (features.pad(encodings) for encodings in encoded_batches)
     with closing(run_in_order(engine, padded)) as results:
-        for batch in batches:
+        for batch, encodings in zip(batches, encoded_batches):
             outputs = next(results)
-            encodings = [job.encoded for job in batch]
             for job, scores in zip(batch, decode_scores(outputs, encodings, len(groups[batch[0].group]))):
                 slots = pieces.setdefault(job.row.index, [None] * len(groups))
                 slots[job.group] = scores

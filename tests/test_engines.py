@@ -22,11 +22,12 @@ TEXTS = [
 ]
 
 
-def padded_batches(variant) -> list[dict[str, np.ndarray]]:
-    """Two batches of different shapes (the graph's axes are dynamic)."""
+def padded_batches(variant, cuts=((0, 3), (3, 4))) -> list[dict[str, np.ndarray]]:
+    """One batch of TEXTS[i:j] per (i, j) in `cuts`; by default two batches of different shapes (the
+    graph's axes are dynamic)."""
     runtime = variant.runtime()
     encoded = runtime.features.encode(LABELS, [w for w, _ in TEXTS], [s for _, s in TEXTS])
-    return [runtime.features.pad(encoded[:3]), runtime.features.pad(encoded[3:])]
+    return [runtime.features.pad(encoded[i:j]) for i, j in cuts]
 
 
 def run_in_threads(work, workers: int) -> None:
@@ -236,9 +237,7 @@ def test_int8_artifact_with_onnxruntime_only_ops_falls_back_to_onnxruntime(varia
 
 def several_batches(variant) -> list[dict[str, np.ndarray]]:
     """Five batches of different shapes: enough to fill every throughput stream and reuse its requests."""
-    runtime = variant.runtime()
-    encoded = runtime.features.encode(LABELS, [w for w, _ in TEXTS], [s for _, s in TEXTS])
-    return [runtime.features.pad(encoded[i:j]) for i, j in ((0, 1), (1, 3), (3, 4), (0, 4), (2, 3))]
+    return padded_batches(variant, ((0, 1), (1, 3), (3, 4), (0, 4), (2, 3)))
 
 
 @pytest.mark.parametrize("threads, streams", [(2, "auto"), (2, 2), (2, 1), (1, "auto")])

@@ -1,9 +1,10 @@
 """glirel (PyTorch) and the runtime's variants on the same sentences, each in its own process, round-robin.
 
 Rows for one encoder shape: glirel, runtime fp32 / int8 (onnxruntime, plain exports), OpenVINO
-bf16 / f32 on the fp32 export when the `openvino` package is installed, the ablations (the
-`--optimize` exports, no bucketing, no thread spinning) unless lean, OpenVINO bf16 on two streams, and the GPU rows when a GPU is visible. After timing, the
-pair scores of each variant give int8 / OpenVINO agreement with fp32 and FewRel macro-F1.
+bf16 / f32 / bf16 on two streams on the fp32 export when the `openvino` package is installed, the
+ablations (the `--optimize` exports, no bucketing, no thread spinning) unless lean, and the GPU rows
+when a GPU is visible. After timing, the pair scores of each variant give int8 / OpenVINO agreement
+with fp32 and FewRel macro-F1.
 """
 from __future__ import annotations
 
