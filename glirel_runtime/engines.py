@@ -46,10 +46,10 @@ OPENVINO = "openvino"
 PRECISIONS = ("auto", "bf16", "f32")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 OPENVINO_OPTIONS = ("precision", "streams")
-# The throughput streams' compilation runs without OpenVINO's "snippets" subgraphs. Measured on a 2-core
-# Intel Xeon (AMX, OpenVINO 2026.4.1), 256 FewRel-shaped sentences: two streams gave 1.16x one stream
-# without snippets and 1.04x with them. The one latency stream keeps them: they fuse the dense pair head
-# (without them a batch at 50 entities ran 10% slower).
+# The throughput streams' compilation runs without OpenVINO's "snippets" subgraphs. In an interleaved probe
+# on a 2-core Intel Xeon (AMX, OpenVINO 2026.4.1), 256 FewRel-shaped sentences, two streams gave 1.16x one
+# stream without snippets and 1.04x with them. The one latency stream keeps them: they fuse the dense pair
+# head (without them a batch at 50 entities ran 10% slower in the same probe).
 THROUGHPUT_CONFIG = {"SNIPPETS_MODE": "DISABLE"}
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
@@ -180,9 +180,10 @@ class OpenVINOEngine:
     latency stream that `run` uses, with every thread. An integer N ≥ 2, or "auto" (OpenVINO's
     choice): a second compilation of the graph, made on the first such call (roughly 250 MB more
     memory), runs N batches at once, the threads split between them (OpenVINO gives at most one
-    stream per thread). On a 2-core Xeon two streams gave 1.12-1.16x for short sentences with few
-    entities (FewRel-shaped) and 0.82-0.96x for 120-word texts or 20-50 entities: measure yours
-    (`benchmarks.speed`). A call with fewer batches than the streams take runs on the latency stream.
+    stream per thread). On a 2-core Xeon two streams gave 1.08-1.13x for short sentences with few
+    entities (FewRel-shaped) and 0.80-0.94x for 120-word texts: measure yours
+    (`python -m benchmarks.openvino_streams`). A call with fewer batches than the streams take runs on
+    the latency stream.
     Safe to call from several threads: each thread gets its own infer requests.
 
     Example:

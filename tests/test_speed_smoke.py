@@ -119,3 +119,15 @@ def test_gpu_check_script_dry_run(tmp_path):
     (wheels / "demo-1.0-py3-none-any.whl.part-01").unlink()
     damaged = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     assert damaged.returncode == 1 and "SHA-256 does not match" in damaged.stderr
+
+
+def test_openvino_streams_workloads_cover_every_shape():
+    """benchmarks/openvino_streams.py: the FewRel-shaped pair of call sizes, Wiki-ZSL-shaped, one entity sweep per count."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks.openvino_streams import workloads
+
+    found = workloads(None, 8, [3, 5], 4)  # generated sentences: no data needed
+    assert list(found) == ["FewRel-shaped, 8 per call", "FewRel-shaped, 4 per call", "Wiki-ZSL-shaped, 8 per call",
+                           "120-word texts, 3 entities, 4 per call", "120-word texts, 5 entities, 4 per call"]
+    assert [len(w.sentences) for w in found.values()] == [8, 4, 8, 4, 4]
+    assert all(len(entities) == 5 for entities in found["120-word texts, 5 entities, 4 per call"].ner())
